@@ -1,0 +1,13 @@
+"""Dramatiq actors, one module per area; importing this package declares them on the process's broker.
+
+`namaskah worker` (or `dramatiq jobs`) loads it.
+"""
+
+from namaskah.lib.queue import setup_jobs
+
+runtime = setup_jobs()
+broker = runtime.broker
+
+from jobs import maintenance  # noqa: E402 - actors bind to the broker configured above
+
+__all__ = ["broker", "maintenance", "runtime"]

@@ -1,0 +1,115 @@
+"""create_app(): the Litestar application with its plugins, controllers, middleware and error handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import dramatiq
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.types import ControllerRouterHandler
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from namaskah import __version__
+from namaskah.db.engine import create_alchemy_config, create_engine, create_session_factory
+from namaskah.db.session import publish_after_response, session_provider
+from namaskah.domain.health.controller import HealthController
+from namaskah.domain.maintenance.controller import PingController
+from namaskah.lib.errors import exception_handlers
+from namaskah.lib.logging import configure_logging, get_logger
+from namaskah.lib.metrics_controller import metrics
+from namaskah.lib.middleware import RequestContextMiddleware
+from namaskah.lib.outbox.relay import OutboxRelay
+from namaskah.lib.queue import setup_jobs
+from namaskah.settings import Settings, get_settings
+
+logger = get_logger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    session_factory: async_sessionmaker[AsyncSession] | None = None,
+    broker: dramatiq.Broker | None = None,
+) -> Litestar:
+    """Build the API. Tests pass their own engine, sessions and broker; production reads everything from settings."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format, sql_echo=settings.db_echo)
+    engine = engine or create_engine(settings)
+    session_factory = session_factory or create_session_factory(engine)
+    alchemy = create_alchemy_config(engine, session_factory)
+    in_process_worker = broker is None and not settings.uses_redis
+    broker = broker or setup_jobs(settings).broker
+    relay = OutboxRelay(session_factory, broker)
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2) if settings.uses_redis else None
+
+    @contextlib.asynccontextmanager
+    async def background_work(_: Litestar) -> AsyncIterator[None]:
+        sweeper = _start_sweeper(settings, relay)
+        worker = _start_in_process_worker(broker) if in_process_worker else None
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            if worker is not None:
+                await asyncio.to_thread(worker.stop)
+            if redis is not None:
+                await redis.aclose()
+
+    route_handlers: list[ControllerRouterHandler] = [HealthController, metrics]
+    if settings.dev_routes_enabled:
+        route_handlers.append(PingController)
+
+    app = Litestar(
+        route_handlers=route_handlers,
+        plugins=[SQLAlchemyPlugin(config=alchemy)],
+        dependencies={"db_session": session_provider(alchemy, relay)},
+        exception_handlers=exception_handlers,
+        after_response=publish_after_response(relay),
+        lifespan=[background_work],
+        state=State({"settings": settings, "engine": engine, "redis": redis, "relay": relay}),
+        openapi_config=OpenAPIConfig(
+            title="Namaskah SMS",
+            version=__version__,
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        logging_config=None,
+    )
+    # Outermost layer: sees unknown routes and crashes too, which per-route middleware would not.
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, access_log_exclude=settings.access_log_exclude)
+    return app
+
+
+def _start_sweeper(settings: Settings, relay: OutboxRelay) -> asyncio.Task[None] | None:
+    if settings.outbox_sweep_interval <= 0:
+        return None
+    return asyncio.create_task(
+        relay.run_sweeper(
+            interval=settings.outbox_sweep_interval,
+            older_than=timedelta(seconds=settings.outbox_sweep_after),
+            limit=settings.outbox_batch_size,
+        ),
+        name="outbox-sweeper",
+    )
+
+
+def _start_in_process_worker(broker: dramatiq.Broker) -> dramatiq.Worker:
+    """Dev mode: consume the in-memory broker in this process, so no Redis is needed."""
+    import jobs  # noqa: F401, PLC0415 - declares the actors on the broker before the worker starts
+
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    logger.info("in_process_worker_started", queues=sorted(broker.get_declared_queues()))
+    return worker

@@ -1,0 +1,174 @@
+"""The `namaskah` command: dev server, production processes, migrations and admin tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+
+import click
+
+from namaskah.settings import Settings, SettingsError, get_settings
+
+
+def _settings() -> Settings:
+    """Read settings or stop with one line naming the bad variable (no traceback)."""
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        click.echo(f"namaskah: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="namaskah")
+def main() -> None:
+    """Namaskah SMS."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default 8000).")
+@click.option("--data-dir", default=None, help="Where the SQLite database and dev files live (default ./var).")
+def dev(host: str | None, port: int | None, data_dir: str | None) -> None:
+    """Migrate the embedded SQLite database and serve with an in-process worker."""
+    os.environ.setdefault("APP_ENV", "development")
+    if data_dir:
+        os.environ["DATA_DIR"] = data_dir
+    settings = _settings()
+    from namaskah.db.migrations import upgrade
+
+    upgrade(settings)
+    _serve(settings, host or settings.host, port or settings.port, workers=1)
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default HOST).")
+@click.option("--port", default=None, type=int, help="Port (default PORT).")
+@click.option("--workers", default=None, type=int, help="Processes (default WEB_CONCURRENCY).")
+def run(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the production API."""
+    settings = _settings()
+    _serve(settings, host or settings.host, port or settings.port, workers=workers or settings.web_concurrency)
+
+
+def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
+    import uvicorn
+
+    from namaskah.lib.logging import configure_logging
+    from namaskah.lib.metrics import prepare_multiprocess_dir
+
+    if settings.prometheus_multiproc_dir or workers > 1:
+        prepare_multiprocess_dir(settings.prometheus_multiproc_dir or str(Path(settings.data_dir) / "metrics"))
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        "namaskah.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@main.command()
+@click.option("--threads", default=None, type=int, help="Worker threads (default WORKER_THREADS).")
+def worker(threads: int | None) -> None:
+    """Consume jobs from Redis until SIGTERM."""
+    settings = _settings()
+    if not settings.uses_redis:
+        raise click.UsageError("REDIS_URL is not set: without Redis the API process runs the jobs itself")
+    import dramatiq
+
+    from namaskah.lib.logging import configure_logging, get_logger
+
+    configure_logging(settings.log_level, settings.log_format)
+    import jobs
+
+    log = get_logger("namaskah.worker")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    jobs.broker.emit_after("process_boot")
+    consumer = dramatiq.Worker(jobs.broker, worker_threads=threads or settings.worker_threads, worker_timeout=1000)
+    consumer.start()
+    log.info("worker_started", queues=sorted(jobs.broker.get_declared_queues()), threads=consumer.worker_threads)
+    stop.wait()
+    log.info("worker_stopping")
+    consumer.stop(timeout=30_000)
+    jobs.broker.emit_before("process_stop")
+    jobs.broker.close()
+
+
+@main.group()
+def database() -> None:
+    """Schema migrations."""
+
+
+@database.command("upgrade")
+@click.argument("revision", default="head")
+def database_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default head)."""
+    from namaskah.db.migrations import upgrade
+
+    upgrade(_settings(), revision)
+
+
+@database.command("downgrade")
+@click.argument("revision")
+def database_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION."""
+    from namaskah.db.migrations import alembic_commands
+
+    alembic_commands(_settings()).downgrade(revision)
+
+
+@database.command("make-migration")
+@click.option("-m", "--message", required=True, help="What the revision changes.")
+def database_make_migration(message: str) -> None:
+    """Autogenerate a revision from the difference between the models and the database."""
+    from namaskah.db.migrations import alembic_commands
+
+    alembic_commands(_settings()).revision(message=message, autogenerate=True)
+
+
+@main.group()
+def outbox() -> None:
+    """The transactional outbox."""
+
+
+@outbox.command("sweep")
+@click.option("--older-than", default=0.0, type=float, help="Only rows at least this many seconds old.")
+def outbox_sweep(older_than: float) -> None:
+    """Publish every committed job still waiting (e.g. after a Redis outage) and exit."""
+    settings = _settings()
+    if not settings.uses_redis:
+        raise click.UsageError("REDIS_URL is not set: in dev mode the API process sweeps by itself")
+
+    async def sweep() -> int:
+        from namaskah.db.engine import create_engine, create_session_factory
+        from namaskah.lib.outbox.relay import OutboxRelay
+        from namaskah.lib.queue import setup_jobs
+
+        engine = create_engine(settings)
+        relay = OutboxRelay(create_session_factory(engine), setup_jobs(settings).broker)
+        total = 0
+        try:
+            while sent := await relay.sweep(older_than=timedelta(seconds=older_than), limit=settings.outbox_batch_size):
+                total += sent
+        finally:
+            await engine.dispose()
+        return total
+
+    click.echo(f"published {asyncio.run(sweep())} job(s)")
+
+

@@ -1,0 +1,1 @@
+"""Database plumbing: model base, engines, sessions and the migration runner."""

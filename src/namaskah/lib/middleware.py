@@ -1,0 +1,71 @@
+"""The outermost ASGI layer: request id, bound log context, one access log line and metrics per request."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import structlog
+
+from namaskah.lib.logging import get_logger
+from namaskah.lib.metrics import UNMATCHED_ROUTE, observe_request
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = b"x-request-id"
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
+access_logger = get_logger("namaskah.access")
+
+
+def incoming_request_id(scope: Scope) -> str:
+    """Keep a well-formed X-Request-ID from the caller (a proxy or client correlating), else make one."""
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            if _VALID_REQUEST_ID.match(value):
+                return value.decode("ascii")
+            break
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Wraps the whole application so that 404s and crashes are logged and counted like any request."""
+
+    def __init__(self, app: ASGIApp, *, access_log_exclude: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.access_log_exclude = access_log_exclude
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_request_id(scope)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id, method=scope["method"], path=scope["path"])
+        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or UNMATCHED_ROUTE
+            observe_request(scope["method"], route, status, elapsed)
+            if scope["path"] not in self.access_log_exclude:
+                access_logger.info(
+                    "request",
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
+            structlog.contextvars.clear_contextvars()

@@ -1,0 +1,148 @@
+"""Typed settings read from the environment (and an optional .env file); the only source of configuration."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+
+class Environment(str, Enum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable and is one line."""
+
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every variable, with the embedded development default; `.env.example` documents each one."""
+
+    app_env: Environment = Environment.DEVELOPMENT
+    secret_key: str = "dev-insecure-secret-key-change-me"
+    data_dir: str = "./var"
+    database_url: str = ""
+    db_pool_size: PositiveInt = 10
+    db_max_overflow: Annotated[int, msgspec.Meta(ge=0)] = 10
+    db_pool_timeout: NonNegativeFloat = 5.0
+    db_echo: bool = False
+    redis_url: str = ""
+    dramatiq_namespace: str = "namaskah"
+    worker_threads: PositiveInt = 8
+    outbox_sweep_interval: NonNegativeFloat = 5.0
+    outbox_sweep_after: NonNegativeFloat = 10.0
+    outbox_batch_size: PositiveInt = 500
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_access_exclude: str = ""
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
+    web_concurrency: PositiveInt = 1
+    prometheus_multiproc_dir: str = ""
+    ready_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+
+    @property
+    def is_dev(self) -> bool:
+        return self.app_env is Environment.DEVELOPMENT
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under the data directory."""
+        if self.database_url:
+            return _with_async_driver(self.database_url)
+        return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'namaskah.sqlite3'}"
+
+    @property
+    def dev_routes_enabled(self) -> bool:
+        """`/v1/dev/*` exists everywhere but production (dev mode and the test suite's servers)."""
+        return self.app_env is not Environment.PRODUCTION
+
+    @property
+    def uses_redis(self) -> bool:
+        return bool(self.redis_url)
+
+    @property
+    def access_log_exclude(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.log_access_exclude.split(",") if p.strip())
+
+    def __post_init__(self) -> None:
+        if self.app_env is Environment.PRODUCTION:
+            _require(bool(self.database_url), "DATABASE_URL", "is required in production")
+            _require(
+                self.database_url.startswith(("postgresql", "postgres:")), "DATABASE_URL", "must be PostgreSQL in production"
+            )
+            _require(bool(self.redis_url), "REDIS_URL", "is required in production")
+            _require(
+                self.secret_key != Settings.secret_key and len(self.secret_key) >= 32,
+                "SECRET_KEY",
+                "must be set to a random value of at least 32 characters in production",
+            )
+
+
+_ASYNC_DRIVERS = {"postgres": "postgresql+asyncpg", "postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+
+
+def _with_async_driver(url: str) -> str:
+    """Accept the plain URLs managed services hand out (postgres://...) and name the async driver."""
+    scheme, sep, rest = url.partition("://")
+    return f"{_ASYNC_DRIVERS.get(scheme, scheme)}{sep}{rest}"
+
+
+def _require(condition: bool, variable: str, message: str) -> None:
+    if not condition:
+        raise SettingsError(f"invalid setting {variable}: {message}")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines; blank lines and # comments are skipped, one level of quotes is removed."""
+    values: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+_FIELDS = {name.upper(): name for name in Settings.__struct_fields__}
+
+
+def load_settings(environ: dict[str, str] | None = None, env_file: str | None = ".env") -> Settings:
+    """Build Settings from `.env` (if present) overlaid by the environment; raise SettingsError on bad input."""
+    source: dict[str, str] = {}
+    if env_file and Path(env_file).is_file():
+        source.update(read_env_file(Path(env_file)))
+    source.update(os.environ if environ is None else environ)
+    raw: dict[str, Any] = {field: source[var] for var, field in _FIELDS.items() if var in source}
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_describe(str(exc))) from None
+
+
+def _describe(message: str) -> str:
+    """Turn msgspec's `... - at `$.port`` into a line naming the environment variable."""
+    text, _, where = message.rpartition(" - at `$.")
+    if not where:
+        return f"invalid settings: {message}"
+    return f"invalid setting {where.rstrip('`').upper()}: {text}"
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
