@@ -9,7 +9,7 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,7 +41,7 @@ def session_provider(config: SQLAlchemyAsyncConfig, relay: OutboxRelay) -> Provi
 def service_provider(service: type[ServiceT]) -> Provide:
     """A dependency building `service` on the request's session."""
 
-    def provide(db_session: AsyncSession) -> ServiceT:
+    def provide(db_session: NamedDependency[AsyncSession]) -> ServiceT:
         return service(session=db_session)
 
     provide.__annotations__["return"] = service

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy import exc as sa_exc
@@ -121,7 +121,7 @@ def _on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
     if status >= 500:
         return _internal_error(exc)
     code, title = _HTTP_CODES.get(status, ("http_error", "HTTP error"))
-    if status == 400 and "json" in exc.detail.lower():
+    if status == 400 and isinstance(exc.__cause__, SerializationException):
         code, title = "malformed_json", "Malformed JSON"
     detail = exc.detail if exc.detail and exc.detail != title else title
     return problem_response(status, code, title, detail, headers=dict(exc.headers or {}))

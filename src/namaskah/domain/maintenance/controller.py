@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from namaskah.db.session import service_provider
@@ -24,12 +26,12 @@ class PingController(Controller):
     dependencies = {"pings": service_provider(PingService)}
 
     @post("/", status_code=HTTP_202_ACCEPTED, summary="Queue a ping job")
-    async def create(self, data: PingCreate, pings: PingService) -> PingRead:
+    async def create(self, data: JSONBody[PingCreate], pings: NamedDependency[PingService]) -> PingRead:
         await pings.request(data.token)
         return PingRead(token=data.token, request_id=bound_context().get("request_id"), received_at=None)
 
     @get("/{token:str}", summary="Read a ping recorded by a worker")
-    async def read(self, token: str, pings: PingService) -> PingRead:
+    async def read(self, token: FromPath[str], pings: NamedDependency[PingService]) -> PingRead:
         ping = await pings.find(token)
         if ping is None:
             raise PingNotFound(f"No ping {token!r} has been recorded yet")

@@ -28,7 +28,7 @@ class PingService(SQLAlchemyAsyncRepositoryService[Ping, PingRepository]):
     async def record(self, job: PingRequested) -> Ping:
         """Idempotent: a redelivered message finds the first row and changes nothing."""
         if existing := await self.repository.get_one_or_none(token=job.token):
-            logger.info("ping_duplicate", token=job.token)
+            logger.info("ping_duplicate", ping=job.token)
             return existing
         ping = Ping(token=job.token, request_id=bound_context().get("request_id"))
         session = self.repository.session
@@ -38,7 +38,7 @@ class PingService(SQLAlchemyAsyncRepositoryService[Ping, PingRepository]):
         except IntegrityError:
             # Another worker recorded it between our read and our insert.
             return await self.repository.get_one(token=job.token)
-        logger.info("ping_recorded", token=job.token)
+        logger.info("ping_recorded", ping=job.token)
         return ping
 
     async def find(self, token: str) -> Ping | None:

@@ -1,0 +1,5 @@
+"""`python -m namaskah` runs the CLI."""
+
+from namaskah.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""PostgreSQL and Redis for the test suite: a migrated template database and throwaway copies of it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import make_url
+
+from namaskah.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+TEMPLATE_DB = "namaskah_test_template"
+SHARED_DB = "namaskah_test"
+
+
+def database_url(name: str) -> str:
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def settings_env(**overrides: str) -> dict[str, str]:
+    """The environment the suite runs the service with: PostgreSQL, JSON logs, no background sweeper."""
+    env = {
+        "APP_ENV": "test",
+        "DATABASE_URL": database_url(SHARED_DB),
+        "OUTBOX_SWEEP_INTERVAL": "0",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "DATA_DIR": str(ROOT / "var" / "test"),
+    }
+    env.update(overrides)
+    return env
+
+
+def make_settings(**overrides: str) -> Settings:
+    return load_settings(settings_env(**overrides), env_file=None)
+
+
+def clean_environ(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any Namaskah setting, plus `env`."""
+    names = {field.upper() for field in Settings.__struct_fields__}
+    merged = {k: v for k, v in os.environ.items() if k not in names}
+    merged.update(env)
+    return merged
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real `namaskah` command."""
+    return subprocess.run(
+        [sys.executable, "-m", "namaskah", *args],
+        env=clean_environ(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+async def _admin(statement: str) -> None:
+    url = make_url(PG_ADMIN_URL)
+    conn = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password, database=url.database
+    )
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def drop_database(name: str) -> None:
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def create_database(name: str, template: str | None = None) -> None:
+    await drop_database(name)
+    await _admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
