@@ -72,12 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per app (default 3)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
-    parser.add_argument(
-        "--warmup", type=int, default=2, help="warm-up seconds per app, not measured (default 2)"
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help=f"exit 2 when the ratio is below {TARGET_RATIO}"
-    )
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per app, not measured (default 2)")
+    parser.add_argument("--strict", action="store_true", help=f"exit 2 when the ratio is below {TARGET_RATIO}")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temp dir with the server logs")
     args = parser.parse_args(argv)
     if min(args.duration, args.rounds, args.connections, args.threads) < 1 or args.warmup < 0:
@@ -206,8 +202,7 @@ def parse_wrk(output: str) -> WrkResult:
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = sum(map(int, socket_errors.groups())) if socket_errors else 0
     percentiles = {
-        m[1]: to_ms(m[2], m[3])
-        for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
+        m[1]: to_ms(m[2], m[3]) for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
     }
     return WrkResult(
         rps=float(rps[1]),
@@ -233,9 +228,7 @@ def describe(name: str, result: WrkResult) -> str:
     return f"{name:<5} {result.rps:>9.0f} rps   p50 {p50:>6} ms   p99 {p99:>6} ms{errors}"
 
 
-def measure(
-    wrk: str, pin: list[str], servers: list[Server], args: argparse.Namespace
-) -> dict[str, list[WrkResult]]:
+def measure(wrk: str, pin: list[str], servers: list[Server], args: argparse.Namespace) -> dict[str, list[WrkResult]]:
     """Warm each app up, then alternate them round by round (ABBA order, so drift hits both alike)."""
     for server in servers:
         if args.warmup:
@@ -256,12 +249,9 @@ def median_of(results: list[WrkResult], attribute: str) -> float | None:
 
 def summarize(results: dict[str, list[WrkResult]]) -> dict[str, Any]:
     medians = {
-        name: {key: median_of(rounds, key) for key in ("rps", "p50_ms", "p99_ms")}
-        for name, rounds in results.items()
+        name: {key: median_of(rounds, key) for key in ("rps", "p50_ms", "p99_ms")} for name, rounds in results.items()
     }
-    ratio = statistics.median(r.rps for r in results["ours"]) / statistics.median(
-        r.rps for r in results["bare"]
-    )
+    ratio = statistics.median(r.rps for r in results["ours"]) / statistics.median(r.rps for r in results["bare"])
     return {
         "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
@@ -316,9 +306,7 @@ def print_summary(summary: dict[str, Any], access_lines: int, results_path: Path
     verdict = "met" if summary["target_met"] else "NOT met"
     print(f"target ratio >= {TARGET_RATIO}: {verdict};  our access log lines written: {access_lines}")
     print(f"results: {results_path.relative_to(BENCH_DIR.parent)}")
-    print(
-        f"health_live ratio={summary['ratio']:.2f} (ours {ours['rps']:.0f} rps / bare {bare['rps']:.0f} rps)"
-    )
+    print(f"health_live ratio={summary['ratio']:.2f} (ours {ours['rps']:.0f} rps / bare {bare['rps']:.0f} rps)")
 
 
 def targets() -> list[Target]:

@@ -10,7 +10,6 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-
 import click
 
 from namaskah.settings import Settings, SettingsError, get_settings
@@ -170,5 +169,3 @@ def outbox_sweep(older_than: float) -> None:
         return total
 
     click.echo(f"published {asyncio.run(sweep())} job(s)")
-
-

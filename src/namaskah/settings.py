@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 
-class Environment(str, Enum):
+class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
     PRODUCTION = "production"
@@ -29,7 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every variable, with the embedded development default; `.env.example` documents each one."""
 
     app_env: Environment = Environment.DEVELOPMENT
-    secret_key: str = "dev-insecure-secret-key-change-me"
+    secret_key: str = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production by __post_init__
     data_dir: str = "./var"
     database_url: str = ""
     db_pool_size: PositiveInt = 10
@@ -79,7 +79,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.app_env is Environment.PRODUCTION:
             _require(bool(self.database_url), "DATABASE_URL", "is required in production")
             _require(
-                self.database_url.startswith(("postgresql", "postgres:")), "DATABASE_URL", "must be PostgreSQL in production"
+                self.database_url.startswith(("postgresql", "postgres:")),
+                "DATABASE_URL",
+                "must be PostgreSQL in production",
             )
             _require(bool(self.redis_url), "REDIS_URL", "is required in production")
             _require(
@@ -89,7 +91,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
 
 
-_ASYNC_DRIVERS = {"postgres": "postgresql+asyncpg", "postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+_ASYNC_DRIVERS = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
 
 
 def _with_async_driver(url: str) -> str:

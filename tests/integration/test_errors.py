@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from httpx import AsyncClient
 from litestar import Litestar, get, post
 from litestar.params import JSONBody
-from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from namaskah.app import create_app

@@ -13,7 +13,6 @@ from sqlalchemy.pool import NullPool
 
 from namaskah.app import create_app
 from namaskah.db.engine import create_session_factory
-
 from namaskah.domain.maintenance.service import PingService
 from namaskah.lib.outbox.models import OutboxMessage
 from tests.support.databases import make_settings

@@ -179,4 +179,11 @@ exception_handlers: ExceptionHandlersMap = {
     Exception: _on_unexpected,
 }
 
-__all__ = ["PROBLEM_JSON", "DomainError", "Problem", "ServiceUnavailable", "exception_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "DomainError",
+    "Problem",
+    "ServiceUnavailable",
+    "exception_handlers",
+    "problem_response",
+]

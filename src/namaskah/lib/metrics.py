@@ -16,7 +16,9 @@ from prometheus_client import (
 )
 
 HTTP_REQUESTS = Counter(
-    "http_requests_total", "HTTP requests answered, by method, route template and status.", ("method", "route", "status")
+    "http_requests_total",
+    "HTTP requests answered, by method, route template and status.",
+    ("method", "route", "status"),
 )
 HTTP_LATENCY = Histogram(
     "http_request_duration_seconds",

@@ -8,12 +8,13 @@ import uuid
 from typing import TYPE_CHECKING
 
 import structlog
+from litestar.enums import ScopeType
 
 from namaskah.lib.logging import get_logger
 from namaskah.lib.metrics import UNMATCHED_ROUTE, observe_request
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
@@ -38,9 +39,12 @@ class RequestContextMiddleware:
         self.access_log_exclude = access_log_exclude
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
+        await self._handle_http(scope, receive, send)
+
+    async def _handle_http(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
         request_id = incoming_request_id(scope)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id, method=scope["method"], path=scope["path"])

@@ -10,6 +10,7 @@ from typing import Any
 import dramatiq
 import redis
 import structlog
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
@@ -21,10 +22,10 @@ from namaskah.lib.outbox.relay import OutboxRelay
 from namaskah.settings import Settings, get_settings
 
 
-class JobContext(Middleware):  # type: ignore[misc]
+class JobContext(Middleware):
     """Binds the id of the request that caused a job to every log line of that job."""
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             request_id=message.options.get("request_id"),
@@ -35,14 +36,15 @@ class JobContext(Middleware):  # type: ignore[misc]
     def after_process_message(
         self,
         broker: dramatiq.Broker,
-        message: dramatiq.Message[Any],
+        message: MessageProxy,
         *,
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
         structlog.contextvars.clear_contextvars()
 
-    after_skip_message = after_process_message
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        structlog.contextvars.clear_contextvars()
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -54,7 +56,9 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     """Redis when REDIS_URL is set; otherwise the in-memory broker that dev mode's in-process worker consumes."""
     broker: dramatiq.Broker
     if settings.uses_redis:
-        broker = RedisBroker(client=redis_client(settings.redis_url), namespace=settings.dramatiq_namespace)
+        broker = RedisBroker(  # type: ignore[no-untyped-call]
+            client=redis_client(settings.redis_url), namespace=settings.dramatiq_namespace
+        )
     else:
         broker = StubBroker()
     broker.add_middleware(AsyncIO())

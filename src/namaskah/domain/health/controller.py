@@ -36,9 +36,7 @@ class HealthController(Controller):
         failed = sorted(name for name, outcome in checks.items() if outcome != "ok")
         if failed:
             logger.warning("not_ready", failed=failed)
-            return problem_response(
-                503, "not_ready", "Not ready", f"Unavailable: {', '.join(failed)}", checks=checks
-            )
+            return problem_response(503, "not_ready", "Not ready", f"Unavailable: {', '.join(failed)}", checks=checks)
         return Response(HealthStatus(status="ok", checks=checks))
 
 

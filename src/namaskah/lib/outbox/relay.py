@@ -59,7 +59,7 @@ class OutboxRelay:
             return 0
         try:
             await asyncio.to_thread(self._send_all, messages)
-        except Exception as exc:  # noqa: BLE001 - any broker failure means "leave it to the sweeper"
+        except Exception as exc:
             OUTBOX_PUBLISH_FAILURES.labels(path).inc()
             logger.warning("outbox_publish_failed", path=path, count=len(messages), error=type(exc).__name__)
             async with self.sessions() as session:
@@ -87,7 +87,7 @@ class OutboxRelay:
                 return 0
             try:
                 await asyncio.to_thread(self._send_all, rows)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 OUTBOX_PUBLISH_FAILURES.labels("sweep").inc()
                 logger.warning("outbox_sweep_failed", count=len(rows), error=type(exc).__name__)
                 await session.rollback()
