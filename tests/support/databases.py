@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -62,15 +63,32 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
     )
 
 
-async def _admin(statement: str) -> None:
-    url = make_url(PG_ADMIN_URL)
-    conn = await asyncpg.connect(
+async def _connect(url_text: str) -> asyncpg.Connection:
+    url = make_url(url_text)
+    return await asyncpg.connect(
         host=url.host, port=url.port or 5432, user=url.username, password=url.password, database=url.database
     )
+
+
+async def _admin(statement: str) -> None:
+    conn = await _connect(PG_ADMIN_URL)
     try:
         await conn.execute(statement)
     finally:
         await conn.close()
+
+
+def query_value(database: str, sql: str) -> object:
+    """One value from a database, from synchronous test code (end-to-end tests look at what processes wrote)."""
+
+    async def fetch() -> object:
+        conn = await _connect(database)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
 
 
 async def drop_database(name: str) -> None:
