@@ -34,6 +34,7 @@ UVICORN_SETTINGS = (
 # Our production logging defaults (one JSON access line per request), dev mode without Redis or Postgres.
 OUR_ENV = {"APP_ENV": "development", "OUTBOX_SWEEP_INTERVAL": "0", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
 CLEARED_ENV = ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "LOG_ACCESS_EXCLUDE", "DB_ECHO")
+NOISY_SPREAD = 0.2
 TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 
@@ -247,6 +248,12 @@ def median_of(results: list[WrkResult], attribute: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def spread(results: list[WrkResult]) -> float:
+    """(max - min) / median of the rounds' rps: how much the machine's noise moved the figure."""
+    values = [r.rps for r in results]
+    return round((max(values) - min(values)) / statistics.median(values), 3)
+
+
 def summarize(results: dict[str, list[WrkResult]]) -> dict[str, Any]:
     medians = {
         name: {key: median_of(rounds, key) for key in ("rps", "p50_ms", "p99_ms")} for name, rounds in results.items()
@@ -257,6 +264,7 @@ def summarize(results: dict[str, list[WrkResult]]) -> dict[str, Any]:
         "target_ratio": TARGET_RATIO,
         "target_met": ratio >= TARGET_RATIO,
         "median": medians,
+        "spread": {name: spread(rounds) for name, rounds in results.items()},
         "errors": {name: sum(r.errors for r in rounds) for name, rounds in results.items()},
         "rounds": {name: [asdict(r) for r in rounds] for name, rounds in results.items()},
     }
@@ -303,6 +311,9 @@ def print_summary(summary: dict[str, Any], access_lines: int, results_path: Path
     for name, median in (("ours", ours), ("bare", bare)):
         result = WrkResult(median["rps"], 0, summary["errors"][name], median["p50_ms"], median["p99_ms"])
         print(f"  {describe(name, result)}")
+    for name, spread in summary["spread"].items():
+        if spread > NOISY_SPREAD:
+            print(f"warning: {name} varied {spread:.0%} across rounds; is something else loading the machine?")
     verdict = "met" if summary["target_met"] else "NOT met"
     print(f"target ratio >= {TARGET_RATIO}: {verdict};  our access log lines written: {access_lines}")
     print(f"results: {results_path.relative_to(BENCH_DIR.parent)}")
