@@ -17,7 +17,9 @@ async def leak(request: Request[object, object, object]) -> None:
     logger.info("key_used", api_key=request.headers.get("x-api-key"), refresh_token=body["refresh_token"])
     logger.info(f"raw message quoting {request.headers.get('authorization')}")
     # Free text can only be scrubbed of secret-shaped values (bearer tokens, our key prefixes, URL passwords).
-    raise RuntimeError(f"upstream said no to Bearer {body['refresh_token']} with key {request.headers.get('x-api-key')}")
+    raise RuntimeError(
+        f"upstream said no to Bearer {body['refresh_token']} with key {request.headers.get('x-api-key')}"
+    )
 
 
 def create_app() -> Litestar:

@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+
 from tests.support.databases import query_value, settings_env
 from tests.support.processes import Process, Server, free_port, start_redis, start_server, start_worker, wait_until
 

@@ -31,7 +31,7 @@ class Process:
         self.name = name
         self.log_path = log_dir / f"{name}-{int(time.time() * 1000)}.log"
         self._log = self.log_path.open("wb")
-        self.popen = subprocess.Popen(  # noqa: S603 - our own commands
+        self.popen = subprocess.Popen(
             argv, env=clean_environ(env), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
         )
 

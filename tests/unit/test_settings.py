@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from namaskah.settings import Environment, SettingsError, load_settings
+from namaskah.settings import Environment, Settings, SettingsError, load_settings
 from tests.support.databases import run_cli
 
 GOOD_SECRET = "s" * 40
@@ -84,10 +84,10 @@ def test_cli_stops_with_one_line_and_no_traceback() -> None:
 
 
 def test_env_example_lists_every_setting() -> None:
-    from namaskah.settings import Settings
-
     example = Path(__file__).resolve().parents[2] / ".env.example"
-    documented = {line.split("=", 1)[0].lstrip("# ").strip() for line in example.read_text().splitlines() if "=" in line}
+    documented = {
+        line.split("=", 1)[0].lstrip("# ").strip() for line in example.read_text().splitlines() if "=" in line
+    }
     assert {field.upper() for field in Settings.__struct_fields__} <= documented
     # The example itself is a valid (development) configuration.
     load_settings({}, env_file=str(example))
