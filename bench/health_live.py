@@ -283,6 +283,7 @@ def environment(wrk: str, pinned: bool, args: argparse.Namespace) -> dict[str, A
         "uvicorn": metadata.version("uvicorn"),
         "wrk": wrk_version(wrk),
         "cpus": os.cpu_count(),
+        "loadavg_at_end": os.getloadavg(),
         "pinned": pinned,
         "uvicorn_settings": list(UVICORN_SETTINGS),
         "our_env": OUR_ENV,

@@ -1,4 +1,4 @@
-"""Maintenance actors: the example ping and the outbox sweep."""
+"""Maintenance actors: the ping that proves the queue works end to end."""
 
 from __future__ import annotations
 

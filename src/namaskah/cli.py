@@ -60,10 +60,9 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
     import uvicorn
 
     from namaskah.lib.logging import configure_logging
-    from namaskah.lib.metrics import prepare_multiprocess_dir
 
     if settings.prometheus_multiproc_dir or workers > 1:
-        prepare_multiprocess_dir(settings.prometheus_multiproc_dir or str(Path(settings.data_dir) / "metrics"))
+        _prepare_metrics_dir(Path(settings.prometheus_multiproc_dir or Path(settings.data_dir) / "metrics"))
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         "namaskah.app:create_app",
@@ -77,6 +76,15 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
         server_header=False,
         timeout_graceful_shutdown=20,
     )
+
+
+def _prepare_metrics_dir(directory: Path) -> None:
+    """Empty the shared counters folder before any process starts, and export it before prometheus_client is
+    imported anywhere (it picks its storage at import time)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
 
 
 @main.command()

@@ -53,3 +53,12 @@ async def test_metrics_use_route_templates(client: AsyncClient) -> None:
     assert sample(text, "http_requests_total", **unmatched) >= 1
     assert "tmpl-token-01" not in text
     assert "/no/such/route" not in text
+
+
+async def test_openapi_document_is_served(client: AsyncClient) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["info"]["title"] == "Namaskah SMS"
+    assert {"/health/live", "/health/ready"} <= document["paths"].keys()
+    assert "/metrics" not in document["paths"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -38,15 +37,6 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     labels = (method, route, str(status))
     HTTP_REQUESTS.labels(*labels).inc()
     HTTP_LATENCY.labels(*labels).observe(seconds)
-
-
-def prepare_multiprocess_dir(path: str) -> None:
-    """Empty the directory before the first worker starts, so counters from a previous run do not leak in."""
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def render_latest() -> tuple[bytes, str]:
