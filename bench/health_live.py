@@ -33,7 +33,7 @@ UVICORN_SETTINGS = (
 )  # fmt: skip
 # Our production logging defaults (one JSON access line per request), dev mode without Redis or Postgres.
 OUR_ENV = {"APP_ENV": "development", "OUTBOX_SWEEP_INTERVAL": "0", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
-CLEARED_ENV = ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "LOG_ACCESS_EXCLUDE", "DB_ECHO")
+CLEARED_ENV = ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "LOG_QUIET_PATHS", "DB_ECHO")
 NOISY_SPREAD = 0.2
 TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
@@ -75,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per app, not measured (default 2)")
     parser.add_argument("--strict", action="store_true", help=f"exit 2 when the ratio is below {TARGET_RATIO}")
+    parser.add_argument(
+        "--log-every-request",
+        action="store_true",
+        help="set LOG_QUIET_PATHS empty so each probe writes an access line (the worst case)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the temp dir with the server logs")
     args = parser.parse_args(argv)
     if min(args.duration, args.rounds, args.connections, args.threads) < 1 or args.warmup < 0:
@@ -287,6 +292,7 @@ def environment(wrk: str, pinned: bool, args: argparse.Namespace) -> dict[str, A
         "pinned": pinned,
         "uvicorn_settings": list(UVICORN_SETTINGS),
         "our_env": OUR_ENV,
+        "log_every_request": args.log_every_request,
         "wrk_args": {"threads": args.threads, "connections": args.connections, "duration_s": args.duration},
         "rounds": args.rounds,
         "warmup_s": args.warmup,
@@ -321,8 +327,9 @@ def print_summary(summary: dict[str, Any], access_lines: int, results_path: Path
     print(f"health_live ratio={summary['ratio']:.2f} (ours {ours['rps']:.0f} rps / bare {bare['rps']:.0f} rps)")
 
 
-def targets() -> list[Target]:
-    ours = Target("ours", ("--factory", "namaskah.app:create_app"), OUR_ENV)
+def targets(args: argparse.Namespace) -> list[Target]:
+    env = {**OUR_ENV, "LOG_QUIET_PATHS": ""} if args.log_every_request else OUR_ENV
+    ours = Target("ours", ("--factory", "namaskah.app:create_app"), env)
     bare = Target("bare", ("--app-dir", str(BENCH_DIR), "bare_app:app"))
     return [ours, bare]
 
@@ -332,7 +339,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     server_pin, wrk_pin = cpu_pins()
     servers: list[Server] = []
     try:
-        for target in targets():
+        for target in targets(args):
             servers.append(start_server(target, workdir, server_pin))
         for server in servers:
             wait_ready(server)

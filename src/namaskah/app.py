@@ -88,7 +88,7 @@ def create_app(
         logging_config=None,
     )
     # Outermost layer: sees unknown routes and crashes too, which per-route middleware would not.
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, access_log_exclude=settings.access_log_exclude)
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, quiet_paths=settings.quiet_paths)
     return app
 
 

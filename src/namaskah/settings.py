@@ -44,7 +44,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_batch_size: PositiveInt = 500
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
-    log_access_exclude: str = ""
+    log_quiet_paths: str = "/health/live,/health/ready,/metrics"
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     web_concurrency: PositiveInt = 1
@@ -72,8 +72,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return bool(self.redis_url)
 
     @property
-    def access_log_exclude(self) -> frozenset[str]:
-        return frozenset(p.strip() for p in self.log_access_exclude.split(",") if p.strip())
+    def quiet_paths(self) -> frozenset[str]:
+        """Probe and scrape paths: counted in metrics, in the access log only when they fail."""
+        return frozenset(p.strip() for p in self.log_quiet_paths.split(",") if p.strip())
 
     def __post_init__(self) -> None:
         if self.app_env is Environment.PRODUCTION:

@@ -27,7 +27,6 @@ def service_env(isolated_database: str, redis_namespace: str) -> dict[str, str]:
         DATABASE_URL=isolated_database,
         REDIS_URL=REDIS_URL,
         DRAMATIQ_NAMESPACE=redis_namespace,
-        LOG_ACCESS_EXCLUDE="/health/live",
     )
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 
 import pytest
 from httpx import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
+
+from namaskah.lib.logging import configure_logging
 
 
 async def test_well_formed_request_id_is_kept(client: AsyncClient) -> None:
@@ -62,3 +66,19 @@ async def test_openapi_document_is_served(client: AsyncClient) -> None:
     assert document["info"]["title"] == "Namaskah SMS"
     assert {"/health/live", "/health/ready"} <= document["paths"].keys()
     assert "/metrics" not in document["paths"]
+
+
+async def test_probes_are_logged_only_when_they_fail(client: AsyncClient, stub_broker) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    await client.get("/health/live")
+    await client.get("/health/live", headers={"X-Request-ID": "probe-fails-0001"}, params={"x": "1"})
+    await client.post("/health/live")  # 405: a failing probe is logged
+    await client.get("/v1/dev/pings/quiet-check-01")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    requests = [line for line in lines if line["event"] == "request"]
+    assert [(line["route"], line["status"]) for line in requests] == [
+        ("<unmatched>", 405),
+        ("/v1/dev/pings/{token}", 404),
+    ]
+    assert all(line["request_id"] and line["timestamp"].endswith("Z") for line in requests)

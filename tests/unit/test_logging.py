@@ -7,9 +7,8 @@ import json
 import logging
 
 import pytest
-import structlog
 
-from namaskah.lib.logging import REDACTED, configure_logging, redact_secrets
+from namaskah.lib.logging import REDACTED, bind_context, configure_logging, redact_secrets, reset_context
 
 
 def redact(**event: object) -> dict:
@@ -54,11 +53,11 @@ def test_ordinary_text_is_untouched() -> None:
 def test_library_logs_go_through_the_same_json_pipeline() -> None:
     stream = io.StringIO()
     configure_logging("INFO", "json", stream)
-    structlog.contextvars.bind_contextvars(request_id="req-1234567890")
+    token = bind_context(request_id="req-1234567890")
     try:
         logging.getLogger("uvicorn.error").info("Authorization: Bearer abcdefghijklmnopqrstuvwxyz")
     finally:
-        structlog.contextvars.clear_contextvars()
+        reset_context(token)
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["logger"] == "uvicorn.error"
     assert line["request_id"] == "req-1234567890"

@@ -1,11 +1,14 @@
-"""Structured logging: one structlog pipeline for our code, uvicorn, SQLAlchemy and Dramatiq, with secret redaction."""
+"""Structured logging: one pipeline for our code, uvicorn, SQLAlchemy and Dramatiq, with secret redaction."""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TextIO
 
 import msgspec
@@ -27,6 +30,35 @@ _SECRET_VALUE = re.compile(
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password in URLs
 )
 
+# The request's (or job's) context: request_id and what else gets bound; merged into every line.
+_context: ContextVar[dict[str, Any] | None] = ContextVar("namaskah_log_context", default=None)
+
+
+def bind_context(**values: Any) -> Token[dict[str, Any] | None]:
+    """Start a new context for this request or job; hand the token back to `reset_context`."""
+    return _context.set(values)
+
+
+def reset_context(token: Token[dict[str, Any] | None]) -> None:
+    _context.reset(token)
+
+
+def clear_context() -> None:
+    _context.set(None)
+
+
+def bound_context() -> dict[str, Any]:
+    """The context bound to the current request or job (request_id and friends); empty outside one."""
+    return _context.get() or {}
+
+
+def _merge_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    context = _context.get()
+    if context:
+        for key, value in context.items():
+            event_dict.setdefault(key, value)
+    return event_dict
+
 
 def _scrub_text(text: str) -> str:
     return _SECRET_VALUE.sub(REDACTED, text) if text else text
@@ -44,6 +76,7 @@ def _scrub(value: Any, depth: int = 0) -> Any:
     return value
 
 
+@lru_cache(maxsize=4096)
 def _is_secret_key(key: object) -> bool:
     return isinstance(key, str) and _SECRET_KEY.search(key) is not None
 
@@ -58,8 +91,11 @@ def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     return event_dict
 
 
+_json = msgspec.json.Encoder(enc_hook=str)
+
+
 def _render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
-    return msgspec.json.encode(event_dict, enc_hook=str).decode()
+    return _json.encode(event_dict).decode()
 
 
 def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -70,7 +106,7 @@ def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
 
 def _shared_processors() -> list[Processor]:
     return [
-        structlog.contextvars.merge_contextvars,
+        _merge_context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -80,10 +116,49 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
+
+
+class AccessLog:
+    """One line per request. In JSON mode it is written straight to the stream: the access line is the one
+    log call every request makes, and structlog plus stdlib logging cost more than the request itself."""
+
+    def __init__(self, stream: TextIO, *, as_json: bool, enabled: bool) -> None:
+        self.stream = stream
+        self.as_json = as_json
+        self.enabled = enabled
+        self.fallback = get_logger("namaskah.access")
+
+    def request(self, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        if not self.as_json:
+            self.fallback.info("request", **fields)
+            return
+        event: EventDict = {"event": "request", **fields}
+        _merge_context(None, "info", event)
+        event["level"] = "info"
+        event["logger"] = "namaskah.access"
+        event["timestamp"] = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        redact_secrets(None, "info", event)
+        self.stream.write(_json.encode(event).decode() + "\n")
+        self.stream.flush()
+
+
+_access_log = AccessLog(sys.stdout, as_json=False, enabled=True)
+
+
+def access_log() -> AccessLog:
+    return _access_log
+
+
 def configure_logging(
     level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None, *, sql_echo: bool = False
 ) -> None:
     """Send every log line, ours and the libraries', to `stream` as JSON (or console text on a terminal)."""
+    global _access_log  # noqa: PLW0603 - logging configuration is process-wide by nature
     stream = stream or sys.stdout
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Processor = _render_json if use_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())
@@ -116,13 +191,4 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-
-
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
-    return logger
-
-
-def bound_context() -> MutableMapping[str, Any]:
-    """The context bound to the current request or job (request_id and friends)."""
-    return structlog.contextvars.get_contextvars()
+    _access_log = AccessLog(stream, as_json=use_json, enabled=logging.getLevelName(level) <= logging.INFO)

@@ -33,10 +33,18 @@ OUTBOX_PUBLISH_FAILURES = Counter(
 UNMATCHED_ROUTE = "<unmatched>"
 
 
+_request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    labels = (method, route, str(status))
-    HTTP_REQUESTS.labels(*labels).inc()
-    HTTP_LATENCY.labels(*labels).observe(seconds)
+    # Label lookups validate and lock on every call; the set of (method, route, status) is small, so cache it.
+    key = (method, route, status)
+    series = _request_series.get(key)
+    if series is None:
+        labels = (method, route, str(status))
+        series = _request_series[key] = (HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels))
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def render_latest() -> tuple[bytes, str]:

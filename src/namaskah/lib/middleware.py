@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import TYPE_CHECKING
 
-import structlog
 from litestar.enums import ScopeType
 
-from namaskah.lib.logging import get_logger
+from namaskah.lib.logging import access_log, bind_context, reset_context
 from namaskah.lib.metrics import UNMATCHED_ROUTE, observe_request
 
 if TYPE_CHECKING:
@@ -18,25 +17,26 @@ if TYPE_CHECKING:
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
-access_logger = get_logger("namaskah.access")
 
 
-def incoming_request_id(scope: Scope) -> str:
+def incoming_request_id(scope: HTTPScope) -> str:
     """Keep a well-formed X-Request-ID from the caller (a proxy or client correlating), else make one."""
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER:
             if _VALID_REQUEST_ID.match(value):
                 return value.decode("ascii")
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class RequestContextMiddleware:
-    """Wraps the whole application so that 404s and crashes are logged and counted like any request."""
+    """Wraps the whole application so that 404s and crashes are logged and counted like any request.
 
-    def __init__(self, app: ASGIApp, *, access_log_exclude: frozenset[str] = frozenset()) -> None:
+    Paths in `quiet_paths` (probes, scrapes) are counted but only logged when they fail."""
+
+    def __init__(self, app: ASGIApp, *, quiet_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
-        self.access_log_exclude = access_log_exclude
+        self.quiet_paths = quiet_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -46,8 +46,8 @@ class RequestContextMiddleware:
 
     async def _handle_http(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
         request_id = incoming_request_id(scope)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id, method=scope["method"], path=scope["path"])
+        method, path = scope["method"], scope["path"]
+        token = bind_context(request_id=request_id, method=method, path=path)
         header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         status = 500
         started = time.perf_counter()
@@ -64,12 +64,7 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or UNMATCHED_ROUTE
-            observe_request(scope["method"], route, status, elapsed)
-            if scope["path"] not in self.access_log_exclude:
-                access_logger.info(
-                    "request",
-                    route=route,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )
-            structlog.contextvars.clear_contextvars()
+            observe_request(method, route, status, elapsed)
+            if status >= 400 or path not in self.quiet_paths:
+                access_log().request(route=route, status=status, duration_ms=round(elapsed * 1000, 2))
+            reset_context(token)

@@ -9,7 +9,6 @@ from typing import Any
 
 import dramatiq
 import redis
-import structlog
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
@@ -18,6 +17,7 @@ from dramatiq.middleware.asyncio import AsyncIO
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from namaskah.db.engine import create_engine, create_session_factory
+from namaskah.lib.logging import bind_context, clear_context
 from namaskah.lib.outbox.relay import OutboxRelay
 from namaskah.settings import Settings, get_settings
 
@@ -26,11 +26,8 @@ class JobContext(Middleware):
     """Binds the id of the request that caused a job to every log line of that job."""
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
-            request_id=message.options.get("request_id"),
-            job=message.actor_name,
-            message_id=message.message_id,
+        bind_context(
+            request_id=message.options.get("request_id"), job=message.actor_name, message_id=message.message_id
         )
 
     def after_process_message(
@@ -41,10 +38,10 @@ class JobContext(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        structlog.contextvars.clear_contextvars()
+        clear_context()
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        structlog.contextvars.clear_contextvars()
+        clear_context()
 
 
 def redis_client(url: str) -> redis.Redis:
