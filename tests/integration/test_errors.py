@@ -100,3 +100,16 @@ async def test_database_unavailable_is_503(stub_broker) -> None:
 
 async def test_domain_error_keeps_its_code(client: AsyncClient) -> None:
     assert_problem(await client.get("/v1/dev/pings/never-sent-1"), 404, "ping_not_found")
+
+
+@get("/test/upstream-refused")
+async def upstream_refused() -> None:
+    raise ConnectionRefusedError("some partner API is down")
+
+
+async def test_other_connection_failures_are_503_but_not_blamed_on_the_database(app: Litestar) -> None:
+    app.register(upstream_refused)
+    async with serve_in_loop(app) as client:
+        response = await client.get("/test/upstream-refused")
+    body = assert_problem(response, 503, "service_unavailable")
+    assert "partner" not in body["detail"]

@@ -127,6 +127,30 @@ def _on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
     return problem_response(status, code, title, detail, headers=dict(exc.headers or {}))
 
 
+def _on_connection_failure(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """Drivers raise plain OSError/TimeoutError while connecting (SQLAlchemy does not wrap those)."""
+    if _raised_by_database_driver(exc):
+        return _on_database_unavailable(request, exc)
+    logger.error("dependency_unavailable", error=type(exc).__name__)
+    return problem_response(
+        503,
+        "service_unavailable",
+        "Service unavailable",
+        "A service this request needs could not be reached; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _raised_by_database_driver(exc: BaseException) -> bool:
+    traceback = exc.__traceback__
+    while traceback is not None:
+        module = traceback.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(("sqlalchemy.", "asyncpg.", "aiosqlite.")):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
 def _on_database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     logger.error("database_unavailable", error=type(exc).__name__)
     return problem_response(
@@ -174,8 +198,9 @@ exception_handlers: ExceptionHandlersMap = {
     HTTPException: _on_http_exception,
     sa_exc.IntegrityError: _on_integrity_error,
     sa_exc.DBAPIError: _on_dbapi_error,
-    sa_exc.TimeoutError: _on_database_unavailable,  # pool exhausted or connect timed out
-    ConnectionError: _on_database_unavailable,
+    sa_exc.TimeoutError: _on_database_unavailable,  # no pooled connection free within DB_POOL_TIMEOUT
+    ConnectionError: _on_connection_failure,
+    TimeoutError: _on_connection_failure,
     Exception: _on_unexpected,
 }
 
