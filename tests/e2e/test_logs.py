@@ -44,6 +44,8 @@ def test_no_secret_reaches_the_logs(leaky_server: Server) -> None:
     assert attempt["headers"]["authorization"] == "[REDACTED]"
     assert attempt["email"] == "ada@example.com"
     assert attempt["request_id"]
+    assert attempt["method"] == "POST"
+    assert attempt["route"] == "/test/leak"
     assert any(line.get("event") == "unhandled_exception" for line in lines)
     for secret in SECRETS:
         assert secret not in output, f"{secret[:12]}... leaked into the logs"

@@ -53,11 +53,18 @@ def bound_context() -> dict[str, Any]:
     return _context.get() or {}
 
 
+SCOPE_KEY = "_scope"  # the ASGI scope: `route` is read from it when a line is written, once routing happened
+
+
 def _merge_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     context = _context.get()
     if context:
         for key, value in context.items():
-            event_dict.setdefault(key, value)
+            if key == SCOPE_KEY:
+                if route := value.get("path_template"):
+                    event_dict.setdefault("route", route)
+            else:
+                event_dict.setdefault(key, value)
     return event_dict
 
 

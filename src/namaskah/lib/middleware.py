@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 
-from namaskah.lib.logging import access_log, bind_context, reset_context
+from namaskah.lib.logging import SCOPE_KEY, access_log, bind_context, reset_context
 from namaskah.lib.metrics import UNMATCHED_ROUTE, observe_request
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class RequestContextMiddleware:
     async def _handle_http(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
         request_id = incoming_request_id(scope)
         method, path = scope["method"], scope["path"]
-        token = bind_context(request_id=request_id, method=method, path=path)
+        token = bind_context(request_id=request_id, method=method, path=path, **{SCOPE_KEY: scope})
         header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         status = 500
         started = time.perf_counter()
