@@ -50,6 +50,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     web_concurrency: PositiveInt = 1
     prometheus_multiproc_dir: str = ""
     ready_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    jwt_issuer: str = "namaskah"
+    jwt_audience: str = "namaskah-api"
+    access_token_ttl: Annotated[int, msgspec.Meta(ge=60, le=3600)] = 900
+    refresh_token_ttl: Annotated[int, msgspec.Meta(ge=3600)] = 2_592_000
+    argon2_time_cost: Annotated[int, msgspec.Meta(ge=1)] = 3
+    argon2_memory_cost: Annotated[int, msgspec.Meta(ge=8192)] = 65_536
+    argon2_parallelism: Annotated[int, msgspec.Meta(ge=1)] = 4
 
     @property
     def is_dev(self) -> bool:
