@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from namaskah import __version__
 from namaskah.db.engine import create_alchemy_config, create_engine, create_session_factory
 from namaskah.db.session import publish_after_response, session_provider
+from namaskah.domain.accounts.controller import AuthController, MeController
 from namaskah.domain.health.controller import HealthController
 from namaskah.domain.maintenance.controller import PingController
 from namaskah.lib.errors import exception_handlers
@@ -28,6 +29,8 @@ from namaskah.lib.metrics_controller import metrics
 from namaskah.lib.middleware import RequestContextMiddleware
 from namaskah.lib.outbox.relay import OutboxRelay
 from namaskah.lib.queue import setup_jobs
+from namaskah.lib.security.passwords import PasswordHasher
+from namaskah.lib.security.tokens import AccessTokenCodec
 from namaskah.settings import Settings, get_settings
 
 logger = get_logger(__name__)
@@ -67,7 +70,7 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
 
-    route_handlers: list[ControllerRouterHandler] = [HealthController, metrics]
+    route_handlers: list[ControllerRouterHandler] = [HealthController, metrics, AuthController, MeController]
     if settings.dev_routes_enabled:
         route_handlers.append(PingController)
 
@@ -78,7 +81,16 @@ def create_app(
         exception_handlers=exception_handlers,
         after_response=publish_after_response(relay),
         lifespan=[background_work],
-        state=State({"settings": settings, "engine": engine, "redis": redis, "relay": relay}),
+        state=State(
+            {
+                "settings": settings,
+                "engine": engine,
+                "redis": redis,
+                "relay": relay,
+                "password_hasher": PasswordHasher.from_settings(settings),
+                "token_codec": AccessTokenCodec.from_settings(settings),
+            }
+        ),
         openapi_config=OpenAPIConfig(
             title="Namaskah SMS",
             version=__version__,

@@ -33,6 +33,10 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
         "DATA_DIR": str(ROOT / "var" / "test"),
+        # Cheap argon2id for speed; one test raises them to check hashes get upgraded at login.
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_COST": "8192",
+        "ARGON2_PARALLELISM": "1",
     }
     env.update(overrides)
     return env

@@ -37,12 +37,21 @@ def test_nested_headers_are_redacted_and_the_rest_kept() -> None:
         "paystack sk_live_0123456789abcdef failed",
         "webhook whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "connect postgresql://admin:hunter2@db:5432/app failed",
+        "refresh rt_abc-DEF_ghi-jklmnopqrs was spent",
     ],
 )
 def test_secret_shaped_text_is_redacted(text: str) -> None:
     scrubbed = redact(event=text)["event"]
     assert REDACTED in scrubbed
-    for fragment in ("abcdefghijklmnop", "abcdefghijk", "nsk_live_abcdef", "sk_live_0123", "whsec_MfK", "hunter2"):
+    for fragment in (
+        "abcdefghijklmnop",
+        "abcdefghijk",
+        "nsk_live_abcdef",
+        "sk_live_0123",
+        "whsec_MfK",
+        "hunter2",
+        "jklmnopqrs",
+    ):
         assert fragment not in scrubbed
 
 

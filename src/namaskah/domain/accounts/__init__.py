@@ -1,0 +1,1 @@
+"""Accounts: users, passwords and login sessions (access and refresh tokens)."""

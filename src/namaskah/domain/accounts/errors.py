@@ -1,0 +1,38 @@
+"""The accounts area's refusals, each with its stable code."""
+
+from __future__ import annotations
+
+from namaskah.lib.errors import DomainError
+
+
+class EmailTaken(DomainError):
+    status_code = 409
+    code = "email_taken"
+    title = "Email already registered"
+
+
+class InvalidCredentials(DomainError):
+    status_code = 401
+    code = "invalid_credentials"
+    title = "Invalid email or password"
+
+
+class InvalidRefreshToken(DomainError):
+    status_code = 401
+    code = "invalid_refresh_token"
+    title = "Invalid or expired refresh token"
+
+
+class RefreshReused(DomainError):
+    status_code = 401
+    code = "refresh_reused"
+    title = "Refresh token already used"
+
+
+class NotAuthenticated(DomainError):
+    status_code = 401
+    code = "not_authenticated"
+    title = "Not authenticated"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="namaskah"'})
