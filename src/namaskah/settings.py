@@ -57,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     argon2_time_cost: Annotated[int, msgspec.Meta(ge=1)] = 3
     argon2_memory_cost: Annotated[int, msgspec.Meta(ge=8192)] = 65_536
     argon2_parallelism: Annotated[int, msgspec.Meta(ge=1)] = 4
+    totp_issuer: str = "Namaskah SMS"
+    login_max_failures: Annotated[int, msgspec.Meta(ge=1)] = 5
+    login_failure_window: Annotated[int, msgspec.Meta(ge=1)] = 900
+    login_max_failures_per_ip: Annotated[int, msgspec.Meta(ge=1)] = 50
+    rate_limit_anonymous: Annotated[int, msgspec.Meta(ge=1)] = 60
 
     @property
     def is_dev(self) -> bool:
