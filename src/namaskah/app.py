@@ -21,6 +21,7 @@ from namaskah import __version__
 from namaskah.db.engine import create_alchemy_config, create_engine, create_session_factory
 from namaskah.db.session import publish_after_response, session_provider
 from namaskah.domain.accounts.controller import AuthController, MeController
+from namaskah.domain.accounts.ratelimits import rate_limit_guard
 from namaskah.domain.health.controller import HealthController
 from namaskah.domain.maintenance.controller import PingController
 from namaskah.lib.errors import exception_handlers
@@ -29,6 +30,7 @@ from namaskah.lib.metrics_controller import metrics
 from namaskah.lib.middleware import RequestContextMiddleware
 from namaskah.lib.outbox.relay import OutboxRelay
 from namaskah.lib.queue import setup_jobs
+from namaskah.lib.ratelimit import RateLimiter
 from namaskah.lib.security.passwords import PasswordHasher
 from namaskah.lib.security.tokens import AccessTokenCodec
 from namaskah.settings import Settings, get_settings
@@ -79,6 +81,7 @@ def create_app(
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         dependencies={"db_session": session_provider(alchemy, relay)},
         exception_handlers=exception_handlers,
+        guards=[rate_limit_guard],
         after_response=publish_after_response(relay),
         lifespan=[background_work],
         state=State(
@@ -89,6 +92,8 @@ def create_app(
                 "relay": relay,
                 "password_hasher": PasswordHasher.from_settings(settings),
                 "token_codec": AccessTokenCodec.from_settings(settings),
+                "session_factory": session_factory,
+                "rate_limiter": RateLimiter(redis, prefix=f"{settings.dramatiq_namespace}:ratelimit"),
             }
         ),
         openapi_config=OpenAPIConfig(

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
+# Scope-state key where inner layers leave headers for every answer (e.g. RateLimit-*), errors included.
+RESPONSE_HEADERS_KEY = "namaskah.response_headers"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
 
 
@@ -57,7 +59,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), header]
+                if extra := scope["state"].get(RESPONSE_HEADERS_KEY):
+                    headers.extend((name.lower().encode(), value.encode()) for name, value in extra.items())
+                message["headers"] = headers
             await send(message)
 
         try:

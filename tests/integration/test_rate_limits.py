@@ -1,0 +1,87 @@
+"""Request limits per principal and tier, shared through Redis, with RateLimit-* headers; Redis down fails open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from prometheus_client import REGISTRY
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from namaskah.app import create_app
+from tests.conftest import serve_in_loop
+from tests.support.databases import REDIS_URL, make_settings
+
+PASSWORD = "violet-harbour-lantern-7"
+
+
+@pytest.fixture
+async def redis_client(
+    session_factory: async_sessionmaker[AsyncSession], stub_broker: StubBroker, redis_namespace: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(REDIS_URL=REDIS_URL, DRAMATIQ_NAMESPACE=redis_namespace)
+    async with serve_in_loop(create_app(settings, session_factory=session_factory, broker=stub_broker)) as client:
+        yield client
+
+
+async def access_token(client: httpx.AsyncClient, email: str) -> str:
+    assert (await client.post("/v1/auth/register", json={"email": email, "password": PASSWORD})).status_code == 201
+    response = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    return str(response.json()["access_token"])
+
+
+async def test_limited_routes_carry_the_headers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/me")
+    assert response.status_code == 401
+    assert response.headers["ratelimit-limit"] == "60"
+    assert int(response.headers["ratelimit-remaining"]) == 59
+    assert 1 <= int(response.headers["ratelimit-reset"]) <= 60
+    assert "ratelimit-limit" not in (await client.get("/health/live")).headers
+
+
+async def test_anonymous_callers_are_limited_per_ip(client: httpx.AsyncClient) -> None:
+    for _ in range(60):
+        assert (await client.get("/v1/me")).status_code == 401
+    response = await client.get("/v1/me")
+    assert response.status_code == 429
+    body = response.json()
+    assert body["code"] == "rate_limited"
+    assert response.headers["ratelimit-remaining"] == "0"
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+
+
+async def test_free_tier_limit_is_per_user_and_shared_through_redis(redis_client: httpx.AsyncClient) -> None:
+    ada, bob = await access_token(redis_client, "ada@example.com"), await access_token(redis_client, "bob@example.com")
+    for remaining in range(9, -1, -1):
+        response = await redis_client.get("/v1/me", headers={"Authorization": f"Bearer {ada}"})
+        assert response.status_code == 200
+        assert response.headers["ratelimit-limit"] == "10"
+        assert response.headers["ratelimit-remaining"] == str(remaining)
+    limited = await redis_client.get("/v1/me", headers={"Authorization": f"Bearer {ada}"})
+    assert limited.status_code == 429
+    assert limited.json()["code"] == "rate_limited"
+    assert (await redis_client.get("/v1/me", headers={"Authorization": f"Bearer {bob}"})).status_code == 200
+
+
+async def test_tier_change_applies_at_once(redis_client: httpx.AsyncClient, session_factory) -> None:
+    token = await access_token(redis_client, "ada@example.com")
+    first = await redis_client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert first.headers["ratelimit-limit"] == "10"
+    async with session_factory() as session:
+        await session.execute(text("UPDATE users SET tier = 'pro' WHERE email = 'ada@example.com'"))
+        await session.commit()
+    second = await redis_client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert second.headers["ratelimit-limit"] == "100"
+    assert second.headers["ratelimit-remaining"] == "98"
+
+
+async def test_redis_down_fails_open_and_is_counted(session_factory, stub_broker: StubBroker) -> None:
+    settings = make_settings(REDIS_URL="redis://127.0.0.1:1/0", READY_TIMEOUT="1")
+    before = REGISTRY.get_sample_value("rate_limiter_errors_total") or 0.0
+    async with serve_in_loop(create_app(settings, session_factory=session_factory, broker=stub_broker)) as client:
+        for _ in range(65):
+            assert (await client.get("/v1/me")).status_code == 401
+    assert (REGISTRY.get_sample_value("rate_limiter_errors_total") or 0.0) - before == 65
