@@ -35,13 +35,15 @@ from tests.support.databases import (
 
 
 @pytest.fixture(scope="session")
-async def template_database() -> str:
+async def template_database() -> AsyncIterator[str]:
     """Migrated once per run with the real `namaskah database upgrade`; test databases are copies of it."""
     await create_database(TEMPLATE_DB)
     result = run_cli("database", "upgrade", env=settings_env(DATABASE_URL=database_url(TEMPLATE_DB)))
     assert result.returncode == 0, result.stderr
     await create_database(SHARED_DB, template=TEMPLATE_DB)
-    return TEMPLATE_DB
+    yield TEMPLATE_DB
+    await drop_database(SHARED_DB)
+    await drop_database(TEMPLATE_DB)
 
 
 @pytest.fixture(scope="session")

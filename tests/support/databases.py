@@ -16,8 +16,10 @@ from namaskah.settings import Settings, load_settings
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-TEMPLATE_DB = "namaskah_test_template"
-SHARED_DB = "namaskah_test"
+# Per run, so that two runs on one machine (a developer's and CI's) never share a database.
+RUN_ID = f"{os.getpid()}"
+TEMPLATE_DB = f"namaskah_test_template_{RUN_ID}"
+SHARED_DB = f"namaskah_test_{RUN_ID}"
 
 
 def database_url(name: str) -> str:
