@@ -22,6 +22,7 @@ from namaskah.db.engine import create_alchemy_config, create_engine, create_sess
 from namaskah.db.session import publish_after_response, session_provider
 from namaskah.domain.accounts.controller import AuthController, MeController
 from namaskah.domain.accounts.ratelimits import rate_limit_guard
+from namaskah.domain.apikeys.controller import ApiKeyController
 from namaskah.domain.health.controller import HealthController
 from namaskah.domain.maintenance.controller import PingController
 from namaskah.lib.errors import exception_handlers
@@ -72,7 +73,13 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
 
-    route_handlers: list[ControllerRouterHandler] = [HealthController, metrics, AuthController, MeController]
+    route_handlers: list[ControllerRouterHandler] = [
+        HealthController,
+        metrics,
+        AuthController,
+        MeController,
+        ApiKeyController,
+    ]
     if settings.dev_routes_enabled:
         route_handlers.append(PingController)
 
@@ -94,6 +101,9 @@ def create_app(
                 "token_codec": AccessTokenCodec.from_settings(settings),
                 "session_factory": session_factory,
                 "rate_limiter": RateLimiter(redis, prefix=f"{settings.dramatiq_namespace}:ratelimit"),
+                "login_limiter": RateLimiter(
+                    redis, prefix=f"{settings.dramatiq_namespace}:login", window=settings.login_failure_window
+                ),
             }
         ),
         openapi_config=OpenAPIConfig(

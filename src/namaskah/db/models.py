@@ -2,10 +2,11 @@
 
 from advanced_alchemy.base import metadata_registry
 
-from namaskah.domain.accounts.models import RefreshToken, User
+from namaskah.domain.accounts.models import RecoveryCode, RefreshToken, User
+from namaskah.domain.apikeys.models import ApiKey
 from namaskah.domain.maintenance.models import Ping
 from namaskah.lib.outbox.models import OutboxMessage
 
 metadata = metadata_registry.get(None)
 
-__all__ = ["OutboxMessage", "Ping", "RefreshToken", "User", "metadata"]
+__all__ = ["ApiKey", "OutboxMessage", "Ping", "RecoveryCode", "RefreshToken", "User", "metadata"]

@@ -1,16 +1,30 @@
-"""`/v1/auth/*` and `/v1/me`: register, log in, rotate and end sessions, read the current account."""
+"""`/v1/auth/*` and `/v1/me`: register, log in, rotate and end sessions, read the account, manage its 2FA."""
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from namaskah.domain.accounts.deps import account_dependencies
+from namaskah.domain.accounts.errors import InvalidCredentials, TotpRequired
+from namaskah.domain.accounts.login_throttle import LoginThrottle
 from namaskah.domain.accounts.models import User
-from namaskah.domain.accounts.schemas import LoginRequest, Me, RefreshRequest, RegisterRequest, TokenPair, UserCreated
+from namaskah.domain.accounts.schemas import (
+    LoginRequest,
+    Me,
+    RecoveryCodes,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPair,
+    TotpCodeRequest,
+    TotpSetup,
+    UserCreated,
+)
 from namaskah.domain.accounts.service import AccountService, SessionService
+from namaskah.domain.accounts.two_factor import TwoFactorService
 
 # Until the ledger exists (the money-path issue) no account can hold credits: every balance is zero.
 WALLET_CURRENCY = "NGN"
@@ -26,14 +40,24 @@ class AuthController(Controller):
         user = await accounts.register(data.email, data.password)
         return UserCreated(id=user.id, email=user.email, tier=user.tier)
 
-    @post("/login", status_code=HTTP_200_OK, summary="Exchange email and password for tokens")
+    @post("/login", status_code=HTTP_200_OK, summary="Exchange email, password and (with 2FA) a code for tokens")
     async def login(
         self,
+        request: Request[object, object, State],
         data: JSONBody[LoginRequest],
         accounts: NamedDependency[AccountService],
         sessions: NamedDependency[SessionService],
+        login_throttle: NamedDependency[LoginThrottle],
     ) -> TokenPair:
-        user = await accounts.authenticate(data.email, data.password)
+        client_ip = request.client.host if request.client else "unknown"
+        await login_throttle.check(data.email, client_ip)
+        try:
+            user = await accounts.authenticate(data.email, data.password, data.totp_code)
+        except (InvalidCredentials, TotpRequired):
+            # Wrong second factors count too: they are guesses at a 6-digit code.
+            await login_throttle.failed(data.email, client_ip)
+            raise
+        await login_throttle.succeeded(data.email)
         return await sessions.start(user)
 
     @post("/refresh", status_code=HTTP_200_OK, summary="Spend a refresh token for a new pair")
@@ -58,6 +82,30 @@ class MeController(Controller):
             tier=current_user.tier,
             balance=0,
             currency=WALLET_CURRENCY,
-            totp_enabled=False,
+            totp_enabled=current_user.totp_enabled,
             kyc_level="none",
         )
+
+    @post("/2fa/setup", status_code=HTTP_200_OK, summary="Start 2FA setup: a new TOTP secret for the app")
+    async def setup_two_factor(
+        self, current_user: NamedDependency[User], two_factor: NamedDependency[TwoFactorService]
+    ) -> TotpSetup:
+        return await two_factor.setup(current_user)
+
+    @post("/2fa/enable", status_code=HTTP_200_OK, summary="Turn 2FA on with a code; returns the recovery codes")
+    async def enable_two_factor(
+        self,
+        data: JSONBody[TotpCodeRequest],
+        current_user: NamedDependency[User],
+        two_factor: NamedDependency[TwoFactorService],
+    ) -> RecoveryCodes:
+        return await two_factor.enable(current_user, data.code)
+
+    @post("/2fa/disable", status_code=HTTP_204_NO_CONTENT, summary="Turn 2FA off with a code or a recovery code")
+    async def disable_two_factor(
+        self,
+        data: JSONBody[TotpCodeRequest],
+        current_user: NamedDependency[User],
+        two_factor: NamedDependency[TwoFactorService],
+    ) -> None:
+        await two_factor.disable(current_user, data.code)

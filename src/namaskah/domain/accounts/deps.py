@@ -10,14 +10,24 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from namaskah.domain.accounts.errors import NotAuthenticated
+from namaskah.domain.accounts.errors import InvalidApiKey, NotAuthenticated
+from namaskah.domain.accounts.login_throttle import LoginThrottle
 from namaskah.domain.accounts.models import User
+from namaskah.domain.accounts.principal import Principal
 from namaskah.domain.accounts.service import AccountService, SessionService
+from namaskah.domain.accounts.two_factor import TwoFactorService
+from namaskah.domain.apikeys.service import ApiKeyService
 from namaskah.lib.logging import bound_context
 
 
-def provide_accounts(db_session: NamedDependency[AsyncSession], state: State) -> AccountService:
-    return AccountService(session=db_session, hasher=state.password_hasher)
+def provide_two_factor(db_session: NamedDependency[AsyncSession], state: State) -> TwoFactorService:
+    return TwoFactorService(session=db_session, issuer=state.settings.totp_issuer)
+
+
+def provide_accounts(
+    db_session: NamedDependency[AsyncSession], state: State, two_factor: NamedDependency[TwoFactorService]
+) -> AccountService:
+    return AccountService(session=db_session, hasher=state.password_hasher, two_factor=two_factor)
 
 
 def provide_sessions(db_session: NamedDependency[AsyncSession], state: State) -> SessionService:
@@ -27,27 +37,54 @@ def provide_sessions(db_session: NamedDependency[AsyncSession], state: State) ->
     )
 
 
-async def provide_current_user(
-    request: Request[object, object, State], accounts: NamedDependency[AccountService]
-) -> User:
-    """The user of a valid `Authorization: Bearer <access token>`; 401 for anything else."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("Send Authorization: Bearer <access token>")
-    claims = request.app.state.token_codec.decode(token.strip())
-    try:
-        user_id = uuid.UUID(claims.sub)
-    except ValueError:
-        raise NotAuthenticated("Malformed token subject") from None
+def provide_login_throttle(state: State) -> LoginThrottle:
+    return LoginThrottle(state.login_limiter, state.settings)
+
+
+async def provide_principal(
+    request: Request[object, object, State],
+    accounts: NamedDependency[AccountService],
+    db_session: NamedDependency[AsyncSession],
+) -> Principal:
+    """The caller: `X-API-Key: <key>` (a partner) or `Authorization: Bearer <access token>`; 401 otherwise."""
+    api_key = None
+    if key := request.headers.get("x-api-key"):
+        api_key = await ApiKeyService(session=db_session).resolve(key.strip())
+        if api_key is None:
+            raise InvalidApiKey
+        user_id = api_key.user_id
+    else:
+        user_id = _bearer_subject(request)
     user = await accounts.get_active(user_id)
     if user is None:
         raise NotAuthenticated("The account no longer exists or is disabled")
-    bound_context()["user_id"] = str(user.id)
-    return user
+    context = bound_context()
+    context["user_id"] = str(user.id)
+    if api_key is not None:
+        context["api_key_id"] = str(api_key.id)
+    return Principal(user=user, api_key=api_key)
+
+
+def _bearer_subject(request: Request[object, object, State]) -> uuid.UUID:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("Send Authorization: Bearer <access token> or X-API-Key: <key>")
+    claims = request.app.state.token_codec.decode(token.strip())
+    try:
+        return uuid.UUID(claims.sub)
+    except ValueError:
+        raise NotAuthenticated("Malformed token subject") from None
+
+
+def provide_current_user(principal: NamedDependency[Principal]) -> User:
+    return principal.user
 
 
 account_dependencies = {
     "accounts": Provide(provide_accounts, sync_to_thread=False),
+    "two_factor": Provide(provide_two_factor, sync_to_thread=False),
     "sessions": Provide(provide_sessions, sync_to_thread=False),
-    "current_user": Provide(provide_current_user),
+    "principal": Provide(provide_principal),
+    "current_user": Provide(provide_current_user, sync_to_thread=False),
+    "login_throttle": Provide(provide_login_throttle, sync_to_thread=False),
 }

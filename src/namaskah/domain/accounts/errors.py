@@ -36,3 +36,39 @@ class NotAuthenticated(DomainError):
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="namaskah"'})
+
+
+class TotpRequired(DomainError):
+    status_code = 401
+    code = "totp_required"
+    title = "Two-factor code required"
+
+
+class InvalidTotpCode(DomainError):
+    status_code = 422
+    code = "invalid_totp_code"
+    title = "Invalid two-factor code"
+
+
+class TotpAlreadyEnabled(DomainError):
+    status_code = 409
+    code = "totp_already_enabled"
+    title = "Two-factor authentication already enabled"
+
+
+class TotpNotEnabled(DomainError):
+    status_code = 409
+    code = "totp_not_enabled"
+    title = "Two-factor authentication not enabled"
+
+
+class TotpNotSetUp(DomainError):
+    status_code = 409
+    code = "totp_not_set_up"
+    title = "Two-factor authentication not set up"
+
+
+class InvalidApiKey(DomainError):
+    status_code = 401
+    code = "invalid_api_key"
+    title = "Invalid or revoked API key"

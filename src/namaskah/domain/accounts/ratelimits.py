@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from typing import Any
 
@@ -10,10 +11,12 @@ from litestar.handlers import BaseRouteHandler
 from sqlalchemy import select
 
 from namaskah.domain.accounts.models import Tier, User
+from namaskah.domain.apikeys.models import ApiKey
+from namaskah.domain.apikeys.service import split_key
 from namaskah.lib.errors import DomainError
 from namaskah.lib.middleware import RESPONSE_HEADERS_KEY
 from namaskah.lib.ratelimit import RateLimiter
-from namaskah.lib.security.tokens import AccessTokenCodec, InvalidAccessToken
+from namaskah.lib.security.tokens import AccessTokenCodec, InvalidAccessToken, hash_token
 
 # Requests per minute. The tiers table that lets operators edit these comes with tier management.
 TIER_RATE_LIMITS = {Tier.FREE: 10, Tier.PAYG: 30, Tier.PRO: 100, Tier.ENTERPRISE: 500}
@@ -49,6 +52,8 @@ async def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Ba
 
 
 async def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str | None, int]:
+    if key := connection.headers.get("x-api-key"):
+        return await _api_key_principal(connection, key.strip())
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None, 0
@@ -60,6 +65,26 @@ async def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[st
     # The tier is read on every request so that a tier change applies at once.
     async with connection.app.state.session_factory() as session:
         tier = await session.scalar(select(User.tier).where(User.id == user_id, User.is_active.is_(True)))
-    if tier is None:
+    return (f"user:{user_id}", _limit(tier)) if tier is not None else (None, 0)
+
+
+async def _api_key_principal(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> tuple[str | None, int]:
+    """A key is its own principal, limited by its owner's tier."""
+    parts = split_key(key)
+    if parts is None:
         return None, 0
-    return f"user:{user_id}", TIER_RATE_LIMITS.get(Tier(tier), TIER_RATE_LIMITS[Tier.FREE])
+    prefix, whole = parts
+    query = (
+        select(ApiKey.id, ApiKey.key_hash, User.tier)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None), User.is_active.is_(True))
+    )
+    async with connection.app.state.session_factory() as session:
+        row = (await session.execute(query)).one_or_none()
+    if row is None or not hmac.compare_digest(row.key_hash, hash_token(whole)):
+        return None, 0
+    return f"key:{row.id}", _limit(row.tier)
+
+
+def _limit(tier: str) -> int:
+    return TIER_RATE_LIMITS.get(Tier(tier), TIER_RATE_LIMITS[Tier.FREE])

@@ -1,4 +1,4 @@
-"""Request and response bodies of the authentication routes and /v1/me."""
+"""Request and response bodies of the authentication routes, /v1/me and its two-factor routes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^\s*
 # Length rules live in the password policy (its error names the rule); this only bounds the body.
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 OpaqueToken = Annotated[str, msgspec.Meta(min_length=10, max_length=512)]
+# A 6-digit TOTP code or a recovery code; what makes one valid is the service's rule, answered with its own code.
+OneTimeCode = Annotated[str, msgspec.Meta(max_length=64)]
 
 
 class RegisterRequest(msgspec.Struct, frozen=True):
@@ -21,11 +23,15 @@ class RegisterRequest(msgspec.Struct, frozen=True):
 class LoginRequest(msgspec.Struct, frozen=True):
     email: Email
     password: Password
-    totp_code: str | None = None
+    totp_code: OneTimeCode | None = None
 
 
 class RefreshRequest(msgspec.Struct, frozen=True):
     refresh_token: OpaqueToken
+
+
+class TotpCodeRequest(msgspec.Struct, frozen=True):
+    code: OneTimeCode
 
 
 class UserCreated(msgspec.Struct, frozen=True):
@@ -49,3 +55,12 @@ class Me(msgspec.Struct, frozen=True):
     currency: str
     totp_enabled: bool
     kyc_level: str
+
+
+class TotpSetup(msgspec.Struct, frozen=True):
+    secret: str
+    otpauth_uri: str
+
+
+class RecoveryCodes(msgspec.Struct, frozen=True):
+    recovery_codes: list[str]

@@ -1,4 +1,4 @@
-"""Registration, password login and the rotation of refresh tokens."""
+"""Registration, login (password, then the second factor when enabled) and the rotation of refresh tokens."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from namaskah.db.base import utcnow
 from namaskah.domain.accounts.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken, RefreshReused
 from namaskah.domain.accounts.models import RefreshToken, User
 from namaskah.domain.accounts.schemas import TokenPair
+from namaskah.domain.accounts.two_factor import TwoFactorService
 from namaskah.lib.logging import get_logger
 from namaskah.lib.security.passwords import PasswordHasher, check_password_policy
 from namaskah.lib.security.tokens import AccessTokenCodec, hash_token, new_opaque_token
@@ -38,9 +39,12 @@ class AccountService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
 
     repository_type = UserRepository
 
-    def __init__(self, session: AsyncSession, *, hasher: PasswordHasher, **kwargs: Any) -> None:
+    def __init__(
+        self, session: AsyncSession, *, hasher: PasswordHasher, two_factor: TwoFactorService, **kwargs: Any
+    ) -> None:
         super().__init__(session=session, **kwargs)
         self.hasher = hasher
+        self.two_factor = two_factor
 
     async def register(self, email: str, password: str) -> User:
         email = normalize_email(email)
@@ -58,8 +62,11 @@ class AccountService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         logger.info("user_registered", user_id=str(user.id))
         return user
 
-    async def authenticate(self, email: str, password: str) -> User:
-        """The user whose password this is; unknown emails cost the same time as wrong passwords."""
+    async def authenticate(self, email: str, password: str, totp_code: str | None = None) -> User:
+        """The user whose password this is, and whose TOTP or recovery code this is when 2FA is on.
+
+        Unknown emails cost the same time as wrong passwords; the code is looked at only after the password.
+        """
         # argon2id takes ~100 ms of CPU by design: in a thread, so the event loop keeps serving.
         user = await self.repository.get_one_or_none(email=normalize_email(email))
         if user is None:
@@ -67,6 +74,7 @@ class AccountService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
             raise InvalidCredentials
         if not await asyncio.to_thread(self.hasher.verify, user.password_hash, password) or not user.is_active:
             raise InvalidCredentials
+        await self.two_factor.verify_login_code(user, totp_code)
         if self.hasher.needs_rehash(user.password_hash):
             # Parameters were raised since this hash was made: upgrade it while we hold the password.
             user.password_hash = await asyncio.to_thread(self.hasher.hash, password)
