@@ -122,9 +122,9 @@ def database() -> None:
 
 
 @database.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def database_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default head)."""
+    """Apply migrations up to REVISION (default: every head)."""
     from namaskah.db.migrations import upgrade
 
     upgrade(_settings(), revision)

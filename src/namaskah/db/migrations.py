@@ -35,7 +35,7 @@ def alembic_commands(settings: Settings) -> AlembicCommands:
     return AlembicCommands(sqlalchemy_config=config)
 
 
-def upgrade(settings: Settings, revision: str = "head") -> None:
+def upgrade(settings: Settings, revision: str = "heads") -> None:
     """Apply migrations; runs its own event loop, so call it from synchronous code."""
     if settings.effective_database_url.startswith("sqlite"):
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
