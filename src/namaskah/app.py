@@ -21,7 +21,7 @@ from namaskah import __version__
 from namaskah.db.engine import create_alchemy_config, create_engine, create_session_factory
 from namaskah.db.session import publish_after_response, session_provider
 from namaskah.domain.accounts.controller import AuthController, MeController
-from namaskah.domain.accounts.ratelimits import rate_limit_guard
+from namaskah.domain.accounts.ratelimits import rate_limit_guard, tier_limits
 from namaskah.domain.apikeys.controller import ApiKeyController
 from namaskah.domain.health.controller import HealthController
 from namaskah.domain.maintenance.controller import PingController
@@ -100,6 +100,7 @@ def create_app(
                 "password_hasher": PasswordHasher.from_settings(settings),
                 "token_codec": AccessTokenCodec.from_settings(settings),
                 "session_factory": session_factory,
+                "tier_limits": tier_limits(settings),
                 "rate_limiter": RateLimiter(redis, prefix=f"{settings.dramatiq_namespace}:ratelimit"),
                 "login_limiter": RateLimiter(
                     redis, prefix=f"{settings.dramatiq_namespace}:login", window=settings.login_failure_window

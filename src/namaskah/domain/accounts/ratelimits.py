@@ -17,10 +17,19 @@ from namaskah.lib.errors import DomainError
 from namaskah.lib.middleware import RESPONSE_HEADERS_KEY
 from namaskah.lib.ratelimit import RateLimiter
 from namaskah.lib.security.tokens import AccessTokenCodec, InvalidAccessToken, hash_token
+from namaskah.settings import Settings
 
-# Requests per minute. The tiers table that lets operators edit these comes with tier management.
-TIER_RATE_LIMITS = {Tier.FREE: 10, Tier.PAYG: 30, Tier.PRO: 100, Tier.ENTERPRISE: 500}
 LIMITED_PREFIX = "/v1/"
+
+
+def tier_limits(settings: Settings) -> dict[str, int]:
+    """Requests per minute by tier, from settings (operators tune them per deployment)."""
+    return {
+        Tier.FREE: settings.rate_limit_free,
+        Tier.PAYG: settings.rate_limit_payg,
+        Tier.PRO: settings.rate_limit_pro,
+        Tier.ENTERPRISE: settings.rate_limit_enterprise,
+    }
 
 
 class RateLimited(DomainError):
@@ -65,7 +74,7 @@ async def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[st
     # The tier is read on every request so that a tier change applies at once.
     async with connection.app.state.session_factory() as session:
         tier = await session.scalar(select(User.tier).where(User.id == user_id, User.is_active.is_(True)))
-    return (f"user:{user_id}", _limit(tier)) if tier is not None else (None, 0)
+    return (f"user:{user_id}", _limit(connection, tier)) if tier is not None else (None, 0)
 
 
 async def _api_key_principal(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> tuple[str | None, int]:
@@ -83,8 +92,9 @@ async def _api_key_principal(connection: ASGIConnection[Any, Any, Any, Any], key
         row = (await session.execute(query)).one_or_none()
     if row is None or not hmac.compare_digest(row.key_hash, hash_token(whole)):
         return None, 0
-    return f"key:{row.id}", _limit(row.tier)
+    return f"key:{row.id}", _limit(connection, row.tier)
 
 
-def _limit(tier: str) -> int:
-    return TIER_RATE_LIMITS.get(Tier(tier), TIER_RATE_LIMITS[Tier.FREE])
+def _limit(connection: ASGIConnection[Any, Any, Any, Any], tier: str) -> int:
+    limits: dict[str, int] = connection.app.state.tier_limits
+    return limits.get(tier, limits[Tier.FREE])
