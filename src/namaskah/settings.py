@@ -22,6 +22,7 @@ class SettingsError(Exception):
 
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production by Settings.__post_init__
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 
 
@@ -29,7 +30,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every variable, with the embedded development default; `.env.example` documents each one."""
 
     app_env: Environment = Environment.DEVELOPMENT
-    secret_key: str = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production by __post_init__
+    secret_key: str = DEV_SECRET_KEY
     data_dir: str = "./var"
     database_url: str = ""
     db_pool_size: PositiveInt = 10
@@ -106,7 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
             _require(bool(self.redis_url), "REDIS_URL", "is required in production")
             _require(
-                self.secret_key != Settings.secret_key and len(self.secret_key) >= 32,
+                self.secret_key != DEV_SECRET_KEY and len(self.secret_key) >= 32,
                 "SECRET_KEY",
                 "must be set to a random value of at least 32 characters in production",
             )

@@ -54,6 +54,12 @@ def _drop_secret(variable: str) -> dict[str, str]:
     return {"SECRET_KEY": "short"} if variable == "SECRET_KEY" else {}
 
 
+def test_production_refuses_the_dev_secret_when_unset() -> None:
+    env = {"APP_ENV": "production", "DATABASE_URL": "postgresql://db/namaskah", "REDIS_URL": "redis://r"}
+    with pytest.raises(SettingsError, match=r"^invalid setting SECRET_KEY: "):
+        load_settings(env, env_file=None)
+
+
 def test_production_accepts_a_complete_configuration() -> None:
     settings = load_settings(
         {

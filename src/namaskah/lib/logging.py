@@ -27,7 +27,7 @@ _SECRET_KEY = re.compile(
 _SECRET_VALUE = re.compile(
     r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]+"
     r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"  # JWTs
-    r"|\b(?:nsk|whsec|sk_live|sk_test|pk_live|rt)_[A-Za-z0-9_-]{8,}"  # our keys, webhook and Paystack secrets
+    r"|\b(?:nsk|whsec|sk_live|sk_test|pk_live|rt|ev|pr)_[A-Za-z0-9_-]{8,}"  # our keys and tokens; webhook, Paystack
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password in URLs
 )
 
