@@ -21,8 +21,11 @@ from namaskah import __version__
 from namaskah.db.engine import create_alchemy_config, create_engine, create_session_factory
 from namaskah.db.session import publish_after_response, session_provider
 from namaskah.domain.accounts.controller import AuthController, MeController
+from namaskah.domain.accounts.email_controller import AccountEmailController, MePasswordController
 from namaskah.domain.accounts.ratelimits import rate_limit_guard, tier_limits
+from namaskah.domain.admin.controller import AdminUserController
 from namaskah.domain.apikeys.controller import ApiKeyController
+from namaskah.domain.audit.controller import AuditLogController
 from namaskah.domain.health.controller import HealthController
 from namaskah.domain.maintenance.controller import PingController
 from namaskah.lib.errors import exception_handlers
@@ -78,7 +81,11 @@ def create_app(
         metrics,
         AuthController,
         MeController,
+        AccountEmailController,
+        MePasswordController,
         ApiKeyController,
+        AdminUserController,
+        AuditLogController,
     ]
     if settings.dev_routes_enabled:
         route_handlers.append(PingController)

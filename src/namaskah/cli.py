@@ -177,3 +177,88 @@ def outbox_sweep(older_than: float) -> None:
         return total
 
     click.echo(f"published {asyncio.run(sweep())} job(s)")
+
+
+@main.group()
+def users() -> None:
+    """Accounts."""
+
+
+@users.command("create-admin")
+@click.option("--email", required=True, help="The operator's email address.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The password (prompted for when left out, which keeps it out of shell history); the policy applies.",
+)
+def users_create_admin(email: str, password: str) -> None:
+    """Create an operator account; the creation is audited with the actor "cli"."""
+    settings = _settings()
+    from namaskah.lib.errors import DomainError
+    from namaskah.lib.logging import configure_logging
+
+    configure_logging("WARNING", settings.log_format, sys.stderr)
+
+    async def create() -> str:
+        from namaskah.db.engine import create_engine, create_session_factory
+        from namaskah.domain.accounts.service import AccountService
+        from namaskah.domain.accounts.two_factor import TwoFactorService
+        from namaskah.domain.admin.service import AdminUserService
+        from namaskah.domain.audit.service import CLI_ACTOR
+        from namaskah.lib.security.passwords import PasswordHasher
+
+        engine = create_engine(settings)
+        try:
+            async with create_session_factory(engine)() as session:
+                accounts = AccountService(
+                    session=session,
+                    hasher=PasswordHasher.from_settings(settings),
+                    two_factor=TwoFactorService(session=session, issuer=settings.totp_issuer),
+                )
+                user = await AdminUserService(session=session).create_operator(
+                    accounts, email, password, actor=CLI_ACTOR
+                )
+                await session.commit()
+                return f"created operator {user.email} ({user.id})"
+        finally:
+            await engine.dispose()
+
+    try:
+        click.echo(asyncio.run(create()))
+    except DomainError as exc:
+        click.echo(f"namaskah: {exc.detail}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 naming the first entry that does not fit."""
+    settings = _settings()
+    from namaskah.domain.audit.chain import ChainReport
+
+    async def verify() -> ChainReport:
+        from namaskah.db.engine import create_engine, create_session_factory
+        from namaskah.domain.audit.service import AuditService
+
+        engine = create_engine(settings)
+        try:
+            async with create_session_factory(engine)() as session:
+                return await AuditService(session).verify()
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(verify())
+    if report.ok:
+        entries = "1 entry" if report.count == 1 else f"{report.count} entries"
+        click.echo(f"audit chain OK: {entries}, head {report.head_hash}")
+        return
+    entry = f"sequence {report.broken_sequence}" + (f" (id {report.broken_id})" if report.broken_id else "")
+    click.echo(f"audit chain broken at {entry}: {report.reason}")
+    sys.exit(1)

@@ -11,7 +11,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from httpx import AsyncClient
 from litestar import Litestar
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from namaskah.app import create_app
@@ -215,3 +215,14 @@ async def test_concurrent_refreshes_with_one_token_succeed_once(isolated_databas
         winner = next(r.json() for r in responses if r.status_code == 200)
         successor = await client.post("/v1/auth/refresh", json={"refresh_token": winner["refresh_token"]})
         assert successor.status_code == 401
+
+
+async def test_a_disabled_account_cannot_refresh(client: AsyncClient, session_factory) -> None:
+    tokens = await signed_in(client)
+    async with session_factory() as session:
+        await session.execute(update(User).values(is_active=False))
+        await session.commit()
+    response = await client.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_refresh_token"
+    assert (await client.get("/v1/me", headers=bearer(tokens["access_token"]))).status_code == 401

@@ -132,3 +132,11 @@ async def test_last_used_is_recorded_without_a_write_per_request(client: AsyncCl
         second = await session.scalar(select(ApiKey.last_used_at))
     assert first is not None
     assert second == first
+
+
+async def test_a_key_cannot_change_two_factor(client: AsyncClient) -> None:
+    headers = await session_headers(client, "ada@example.com")
+    key = (await create_key(client, headers, list(SCOPES)))["key"]
+    response = await client.post("/v1/me/2fa/setup", headers={"X-API-Key": key})
+    assert response.status_code == 403
+    assert response.json()["code"] == "insufficient_scope"

@@ -85,3 +85,12 @@ async def test_redis_down_fails_open_and_is_counted(session_factory, stub_broker
         for _ in range(65):
             assert (await client.get("/v1/me")).status_code == 401
     assert (REGISTRY.get_sample_value("rate_limiter_errors_total") or 0.0) - before == 65
+
+
+async def test_operators_get_the_enterprise_limit(client: httpx.AsyncClient, session_factory) -> None:
+    token = await access_token(client, "ops@example.com")
+    async with session_factory() as session:
+        await session.execute(text("UPDATE users SET role = 'operator' WHERE email = 'ops@example.com'"))
+        await session.commit()
+    response = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.headers["ratelimit-limit"] == "500"

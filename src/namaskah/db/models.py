@@ -2,11 +2,24 @@
 
 from advanced_alchemy.base import metadata_registry
 
+from namaskah.domain.accounts.email_tokens import AccountToken
 from namaskah.domain.accounts.models import RecoveryCode, RefreshToken, User
 from namaskah.domain.apikeys.models import ApiKey
+from namaskah.domain.audit.models import AuditChainHead, AuditLog
 from namaskah.domain.maintenance.models import Ping
 from namaskah.lib.outbox.models import OutboxMessage
 
 metadata = metadata_registry.get(None)
 
-__all__ = ["ApiKey", "OutboxMessage", "Ping", "RecoveryCode", "RefreshToken", "User", "metadata"]
+__all__ = [
+    "AccountToken",
+    "ApiKey",
+    "AuditChainHead",
+    "AuditLog",
+    "OutboxMessage",
+    "Ping",
+    "RecoveryCode",
+    "RefreshToken",
+    "User",
+    "metadata",
+]

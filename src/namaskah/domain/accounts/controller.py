@@ -9,9 +9,11 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from namaskah.domain.accounts.deps import account_dependencies
+from namaskah.domain.accounts.email_tokens import AccountEmailService
 from namaskah.domain.accounts.errors import InvalidCredentials, TotpRequired
 from namaskah.domain.accounts.login_throttle import LoginThrottle
 from namaskah.domain.accounts.models import User
+from namaskah.domain.accounts.principal import Principal
 from namaskah.domain.accounts.schemas import (
     LoginRequest,
     Me,
@@ -35,9 +37,15 @@ class AuthController(Controller):
     tags = ["auth"]
     dependencies = account_dependencies
 
-    @post("/register", status_code=HTTP_201_CREATED, summary="Create an account")
-    async def register(self, data: JSONBody[RegisterRequest], accounts: NamedDependency[AccountService]) -> UserCreated:
+    @post("/register", status_code=HTTP_201_CREATED, summary="Create an account and mail its verification link")
+    async def register(
+        self,
+        data: JSONBody[RegisterRequest],
+        accounts: NamedDependency[AccountService],
+        account_emails: NamedDependency[AccountEmailService],
+    ) -> UserCreated:
         user = await accounts.register(data.email, data.password)
+        await account_emails.request_verification(user)
         return UserCreated(id=user.id, email=user.email, tier=user.tier)
 
     @post("/login", status_code=HTTP_200_OK, summary="Exchange email, password and (with 2FA) a code for tokens")
@@ -88,24 +96,27 @@ class MeController(Controller):
 
     @post("/2fa/setup", status_code=HTTP_200_OK, summary="Start 2FA setup: a new TOTP secret for the app")
     async def setup_two_factor(
-        self, current_user: NamedDependency[User], two_factor: NamedDependency[TwoFactorService]
+        self, principal: NamedDependency[Principal], two_factor: NamedDependency[TwoFactorService]
     ) -> TotpSetup:
-        return await two_factor.setup(current_user)
+        principal.require_session("change two-factor authentication")
+        return await two_factor.setup(principal.user)
 
     @post("/2fa/enable", status_code=HTTP_200_OK, summary="Turn 2FA on with a code; returns the recovery codes")
     async def enable_two_factor(
         self,
         data: JSONBody[TotpCodeRequest],
-        current_user: NamedDependency[User],
+        principal: NamedDependency[Principal],
         two_factor: NamedDependency[TwoFactorService],
     ) -> RecoveryCodes:
-        return await two_factor.enable(current_user, data.code)
+        principal.require_session("change two-factor authentication")
+        return await two_factor.enable(principal.user, data.code)
 
     @post("/2fa/disable", status_code=HTTP_204_NO_CONTENT, summary="Turn 2FA off with a code or a recovery code")
     async def disable_two_factor(
         self,
         data: JSONBody[TotpCodeRequest],
-        current_user: NamedDependency[User],
+        principal: NamedDependency[Principal],
         two_factor: NamedDependency[TwoFactorService],
     ) -> None:
-        await two_factor.disable(current_user, data.code)
+        principal.require_session("change two-factor authentication")
+        await two_factor.disable(principal.user, data.code)

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from namaskah.domain.accounts.email_tokens import AccountEmailService
 from namaskah.domain.accounts.errors import InvalidApiKey, NotAuthenticated
 from namaskah.domain.accounts.login_throttle import LoginThrottle
 from namaskah.domain.accounts.models import User
@@ -35,6 +36,10 @@ def provide_sessions(db_session: NamedDependency[AsyncSession], state: State) ->
     return SessionService(
         session=db_session, codec=state.token_codec, refresh_ttl=timedelta(seconds=settings.refresh_token_ttl)
     )
+
+
+def provide_account_emails(db_session: NamedDependency[AsyncSession], state: State) -> AccountEmailService:
+    return AccountEmailService(session=db_session, hasher=state.password_hasher, settings=state.settings)
 
 
 def provide_login_throttle(state: State) -> LoginThrottle:
@@ -87,4 +92,5 @@ account_dependencies = {
     "principal": Provide(provide_principal),
     "current_user": Provide(provide_current_user, sync_to_thread=False),
     "login_throttle": Provide(provide_login_throttle, sync_to_thread=False),
+    "account_emails": Provide(provide_account_emails, sync_to_thread=False),
 }

@@ -72,3 +72,21 @@ class InvalidApiKey(DomainError):
     status_code = 401
     code = "invalid_api_key"
     title = "Invalid or revoked API key"
+
+
+class InvalidEmailToken(DomainError):
+    status_code = 400
+    code = "invalid_email_token"
+    title = "Invalid or already used link"
+
+
+class EmailTokenExpired(DomainError):
+    status_code = 400
+    code = "email_token_expired"
+    title = "Link expired"
+
+
+class EmailAlreadyVerified(DomainError):
+    status_code = 409
+    code = "email_already_verified"
+    title = "Email address already verified"

@@ -25,7 +25,7 @@ class Principal:
         if self.api_key is not None and scope not in self.api_key.scopes:
             raise InsufficientScope(f"This API key lacks the {scope!r} scope")
 
-    def require_session(self) -> None:
+    def require_session(self, action: str = "manage API keys") -> None:
         """Managing credentials takes the user's own session, never an API key."""
         if self.api_key is not None:
-            raise InsufficientScope("Sign in as the account owner to manage API keys")
+            raise InsufficientScope(f"Sign in as the account owner to {action}")

@@ -10,7 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from sqlalchemy import select
 
-from namaskah.domain.accounts.models import Tier, User
+from namaskah.domain.accounts.models import Role, Tier, User
 from namaskah.domain.apikeys.models import ApiKey
 from namaskah.domain.apikeys.service import split_key
 from namaskah.lib.errors import DomainError
@@ -72,9 +72,10 @@ async def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[st
     except (InvalidAccessToken, ValueError):
         return None, 0  # the route itself answers 401 if it needs a user; count it as anonymous
     # The tier is read on every request so that a tier change applies at once.
+    query = select(User.tier, User.role).where(User.id == user_id, User.is_active.is_(True))
     async with connection.app.state.session_factory() as session:
-        tier = await session.scalar(select(User.tier).where(User.id == user_id, User.is_active.is_(True)))
-    return (f"user:{user_id}", _limit(connection, tier)) if tier is not None else (None, 0)
+        row = (await session.execute(query)).one_or_none()
+    return (f"user:{user_id}", _limit(connection, row.tier, row.role)) if row is not None else (None, 0)
 
 
 async def _api_key_principal(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> tuple[str | None, int]:
@@ -84,7 +85,7 @@ async def _api_key_principal(connection: ASGIConnection[Any, Any, Any, Any], key
         return None, 0
     prefix, whole = parts
     query = (
-        select(ApiKey.id, ApiKey.key_hash, User.tier)
+        select(ApiKey.id, ApiKey.key_hash, User.tier, User.role)
         .join(User, User.id == ApiKey.user_id)
         .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None), User.is_active.is_(True))
     )
@@ -92,9 +93,12 @@ async def _api_key_principal(connection: ASGIConnection[Any, Any, Any, Any], key
         row = (await session.execute(query)).one_or_none()
     if row is None or not hmac.compare_digest(row.key_hash, hash_token(whole)):
         return None, 0
-    return f"key:{row.id}", _limit(connection, row.tier)
+    return f"key:{row.id}", _limit(connection, row.tier, row.role)
 
 
-def _limit(connection: ASGIConnection[Any, Any, Any, Any], tier: str) -> int:
+def _limit(connection: ASGIConnection[Any, Any, Any, Any], tier: str, role: str) -> int:
     limits: dict[str, int] = connection.app.state.tier_limits
+    if role == Role.OPERATOR:
+        # Operators work through the admin routes whatever their own account's tier.
+        return limits[Tier.ENTERPRISE]
     return limits.get(tier, limits[Tier.FREE])

@@ -64,3 +64,31 @@ class TotpSetup(msgspec.Struct, frozen=True):
 
 class RecoveryCodes(msgspec.Struct, frozen=True):
     recovery_codes: list[str]
+
+
+class EmailTokenRequest(msgspec.Struct, frozen=True):
+    token: OpaqueToken
+
+
+class EmailVerified(msgspec.Struct, frozen=True):
+    email_verified: bool
+
+
+class ForgotPasswordRequest(msgspec.Struct, frozen=True):
+    email: Email
+
+
+class ResetPasswordRequest(msgspec.Struct, frozen=True):
+    token: OpaqueToken
+    new_password: Password
+
+
+class ChangePasswordRequest(msgspec.Struct, frozen=True):
+    current_password: Password
+    new_password: Password
+    # The caller's own refresh token: that session survives, every other one is revoked.
+    refresh_token: OpaqueToken | None = None
+
+
+class MailAccepted(msgspec.Struct, frozen=True):
+    detail: str

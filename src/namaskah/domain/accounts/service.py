@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
@@ -14,10 +14,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from namaskah.db.base import utcnow
-from namaskah.domain.accounts.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken, RefreshReused
+from namaskah.domain.accounts.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RefreshReused,
+    TotpRequired,
+)
 from namaskah.domain.accounts.models import RefreshToken, User
 from namaskah.domain.accounts.schemas import TokenPair
 from namaskah.domain.accounts.two_factor import TwoFactorService
+from namaskah.domain.audit.service import Actor, AuditService
+from namaskah.lib.errors import DomainError
 from namaskah.lib.logging import get_logger
 from namaskah.lib.security.passwords import PasswordHasher, check_password_policy
 from namaskah.lib.security.tokens import AccessTokenCodec, hash_token, new_opaque_token
@@ -45,6 +53,7 @@ class AccountService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         super().__init__(session=session, **kwargs)
         self.hasher = hasher
         self.two_factor = two_factor
+        self.audit = AuditService(self.repository.session)
 
     async def register(self, email: str, password: str) -> User:
         email = normalize_email(email)
@@ -71,14 +80,39 @@ class AccountService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         user = await self.repository.get_one_or_none(email=normalize_email(email))
         if user is None:
             await asyncio.to_thread(self.hasher.verify_dummy, password)
-            raise InvalidCredentials
-        if not await asyncio.to_thread(self.hasher.verify, user.password_hash, password) or not user.is_active:
-            raise InvalidCredentials
-        await self.two_factor.verify_login_code(user, totp_code)
+            await self._refuse_login(InvalidCredentials(), email, None, "unknown_email")
+        if not await asyncio.to_thread(self.hasher.verify, user.password_hash, password):
+            await self._refuse_login(InvalidCredentials(), email, user, "wrong_password")
+        if not user.is_active:
+            await self._refuse_login(InvalidCredentials(), email, user, "account_disabled")
+        try:
+            await self.two_factor.verify_login_code(user, totp_code)
+        except TotpRequired as exc:
+            await self._refuse_login(
+                exc, email, user, "second_factor_invalid" if totp_code else "second_factor_missing"
+            )
         if self.hasher.needs_rehash(user.password_hash):
             # Parameters were raised since this hash was made: upgrade it while we hold the password.
             user.password_hash = await asyncio.to_thread(self.hasher.hash, password)
+        await self.audit.record(
+            "auth.login.succeeded",
+            subject_type="user",
+            subject_id=user.id,
+            after={"two_factor": user.totp_enabled},
+            actor=Actor.user(user.id),
+        )
         return user
+
+    async def _refuse_login(self, error: DomainError, email: str, user: User | None, reason: str) -> NoReturn:
+        """The error rolls the request's transaction back, so the audit entry of a failed login is committed here."""
+        await self.audit.record(
+            "auth.login.failed",
+            subject_type="user",
+            subject_id=None if user is None else user.id,
+            after={"email": normalize_email(email), "reason": reason},
+        )
+        await self.repository.session.commit()
+        raise error
 
     async def get_active(self, user_id: uuid.UUID) -> User | None:
         user = await self.repository.get_one_or_none(id=user_id)
@@ -111,8 +145,16 @@ class SessionService(SQLAlchemyAsyncRepositoryService[RefreshToken, RefreshToken
         token = await self._find_for_update(refresh_token)
         if token is None or token.revoked_at is not None or token.expires_at <= now:
             raise InvalidRefreshToken
+        if not await self.repository.session.scalar(select(User.is_active).where(User.id == token.user_id)):
+            raise InvalidRefreshToken("The account is disabled")
         if token.used_at is not None:
             await self._revoke_family(token.family_id, now)
+            await AuditService(self.repository.session).record(
+                "auth.session.reuse_revoked",
+                subject_type="user",
+                subject_id=token.user_id,
+                after={"family_id": str(token.family_id)},
+            )
             await self.repository.session.commit()
             logger.warning("refresh_token_reused", user_id=str(token.user_id), family_id=str(token.family_id))
             raise RefreshReused("This refresh token was already used; the session has been revoked")

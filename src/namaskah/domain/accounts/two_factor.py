@@ -20,6 +20,7 @@ from namaskah.domain.accounts.errors import (
 )
 from namaskah.domain.accounts.models import RecoveryCode, User
 from namaskah.domain.accounts.schemas import RecoveryCodes, TotpSetup
+from namaskah.domain.audit.service import Actor, AuditService
 from namaskah.lib.logging import get_logger
 from namaskah.lib.security import totp
 
@@ -67,6 +68,7 @@ class TwoFactorService(SQLAlchemyAsyncRepositoryService[RecoveryCode, RecoveryCo
             RecoveryCode(user_id=user.id, code_hash=totp.hash_recovery_code(recovery, salt=str(user.id)))
             for recovery in codes
         )
+        await self._audit("auth.2fa.enabled", user, enabled=True)
         logger.info("totp_enabled", user_id=str(user.id))
         return RecoveryCodes(recovery_codes=codes)
 
@@ -81,6 +83,7 @@ class TwoFactorService(SQLAlchemyAsyncRepositoryService[RecoveryCode, RecoveryCo
         user.totp_enabled_at = None
         user.totp_last_step = None
         await self.repository.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        await self._audit("auth.2fa.disabled", user, enabled=False)
         logger.info("totp_disabled", user_id=str(user.id))
 
     async def verify_login_code(self, user: User, code: str | None) -> None:
@@ -123,8 +126,25 @@ class TwoFactorService(SQLAlchemyAsyncRepositoryService[RecoveryCode, RecoveryCo
             .returning(RecoveryCode.id)
         )
         if spent is not None:
+            # During a login nobody is signed in yet: the code itself proves the user.
+            await AuditService(self.repository.session).record(
+                "auth.recovery_code.used",
+                subject_type="user",
+                subject_id=user.id,
+                after={"code_id": str(spent)},
+                actor=Actor.current(fallback_user_id=user.id),
+            )
             logger.info("recovery_code_used", user_id=str(user.id))
         return spent is not None
+
+    async def _audit(self, action: str, user: User, *, enabled: bool) -> None:
+        await AuditService(self.repository.session).record(
+            action,
+            subject_type="user",
+            subject_id=user.id,
+            before={"two_factor": not enabled},
+            after={"two_factor": enabled},
+        )
 
     async def _lock(self, user: User) -> User:
         """Re-read the user's row under a lock held to commit, so concurrent 2FA changes apply one at a time."""

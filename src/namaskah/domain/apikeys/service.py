@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from namaskah.db.base import utcnow
 from namaskah.domain.apikeys.models import ApiKey
 from namaskah.domain.apikeys.schemas import Scope
+from namaskah.domain.audit.service import AuditService
 from namaskah.lib.errors import DomainError
 from namaskah.lib.logging import get_logger
 from namaskah.lib.security.tokens import hash_token
@@ -61,6 +62,12 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
         )
         self.repository.session.add(api_key)
         await self.repository.session.flush()
+        await AuditService(self.repository.session).record(
+            "api_key.created",
+            subject_type="api_key",
+            subject_id=api_key.id,
+            after={"user_id": str(user_id), "name": name, "scopes": api_key.scopes},
+        )
         logger.info("api_key_created", api_key_id=str(api_key.id), user_id=str(user_id))
         return api_key, key
 
@@ -82,6 +89,13 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
         )
         if revoked.rowcount == 0:  # type: ignore[attr-defined]
             raise ApiKeyNotFound
+        await AuditService(self.repository.session).record(
+            "api_key.revoked",
+            subject_type="api_key",
+            subject_id=api_key_id,
+            before={"revoked": False},
+            after={"revoked": True},
+        )
         logger.info("api_key_revoked", api_key_id=str(api_key_id), user_id=str(user_id))
 
     async def resolve(self, key: str) -> ApiKey | None:

@@ -1,0 +1,1 @@
+"""Operator routes: users and the audit log, for the operator role only."""
