@@ -22,12 +22,13 @@ from namaskah.db.engine import create_alchemy_config, create_engine, create_sess
 from namaskah.db.session import publish_after_response, session_provider
 from namaskah.domain.accounts.controller import AuthController, MeController
 from namaskah.domain.accounts.email_controller import AccountEmailController, MePasswordController
-from namaskah.domain.accounts.ratelimits import rate_limit_guard, tier_limits
+from namaskah.domain.accounts.ratelimits import rate_limit_guard
 from namaskah.domain.admin.controller import AdminUserController
 from namaskah.domain.apikeys.controller import ApiKeyController
 from namaskah.domain.audit.controller import AuditLogController
 from namaskah.domain.health.controller import HealthController
 from namaskah.domain.maintenance.controller import PingController
+from namaskah.domain.tiers.controller import AdminTierController
 from namaskah.lib.errors import exception_handlers
 from namaskah.lib.logging import configure_logging, get_logger
 from namaskah.lib.metrics_controller import metrics
@@ -86,6 +87,7 @@ def create_app(
         ApiKeyController,
         AdminUserController,
         AuditLogController,
+        AdminTierController,
     ]
     if settings.dev_routes_enabled:
         route_handlers.append(PingController)
@@ -107,7 +109,6 @@ def create_app(
                 "password_hasher": PasswordHasher.from_settings(settings),
                 "token_codec": AccessTokenCodec.from_settings(settings),
                 "session_factory": session_factory,
-                "tier_limits": tier_limits(settings),
                 "rate_limiter": RateLimiter(redis, prefix=f"{settings.dramatiq_namespace}:ratelimit"),
                 "login_limiter": RateLimiter(
                     redis, prefix=f"{settings.dramatiq_namespace}:login", window=settings.login_failure_window

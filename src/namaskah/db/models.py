@@ -7,6 +7,7 @@ from namaskah.domain.accounts.models import RecoveryCode, RefreshToken, User
 from namaskah.domain.apikeys.models import ApiKey
 from namaskah.domain.audit.models import AuditChainHead, AuditLog
 from namaskah.domain.maintenance.models import Ping
+from namaskah.domain.tiers.models import TierPlan
 from namaskah.lib.outbox.models import OutboxMessage
 
 metadata = metadata_registry.get(None)
@@ -20,6 +21,7 @@ __all__ = [
     "Ping",
     "RecoveryCode",
     "RefreshToken",
+    "TierPlan",
     "User",
     "metadata",
 ]

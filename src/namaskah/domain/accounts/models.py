@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from namaskah.db.base import UUIDv7AuditBase, UUIDv7Base, utcnow
+from namaskah.domain.tiers.models import TierPlan
 from namaskah.settings import get_settings
 
 
@@ -39,7 +40,7 @@ class User(UUIDv7AuditBase):
     # Stored normalised (trimmed, lower-case), so the unique constraint is case-insensitive.
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    tier: Mapped[str] = mapped_column(String(20), default=Tier.FREE.value)
+    tier: Mapped[str] = mapped_column(String(20), ForeignKey(TierPlan.name), default=Tier.FREE.value)
     role: Mapped[str] = mapped_column(String(20), default=Role.CUSTOMER.value)
     is_active: Mapped[bool] = mapped_column(default=True)
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)

@@ -8,28 +8,18 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, select
 
 from namaskah.domain.accounts.models import Role, Tier, User
 from namaskah.domain.apikeys.models import ApiKey
 from namaskah.domain.apikeys.service import split_key
+from namaskah.domain.tiers.models import TierPlan
 from namaskah.lib.errors import DomainError
 from namaskah.lib.middleware import RESPONSE_HEADERS_KEY
 from namaskah.lib.ratelimit import RateLimiter
 from namaskah.lib.security.tokens import AccessTokenCodec, InvalidAccessToken, hash_token
-from namaskah.settings import Settings
 
 LIMITED_PREFIX = "/v1/"
-
-
-def tier_limits(settings: Settings) -> dict[str, int]:
-    """Requests per minute by tier, from settings (operators tune them per deployment)."""
-    return {
-        Tier.FREE: settings.rate_limit_free,
-        Tier.PAYG: settings.rate_limit_payg,
-        Tier.PRO: settings.rate_limit_pro,
-        Tier.ENTERPRISE: settings.rate_limit_enterprise,
-    }
 
 
 class RateLimited(DomainError):
@@ -72,10 +62,10 @@ async def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[st
     except (InvalidAccessToken, ValueError):
         return None, 0  # the route itself answers 401 if it needs a user; count it as anonymous
     # The tier is read on every request so that a tier change applies at once.
-    query = select(User.tier, User.role).where(User.id == user_id, User.is_active.is_(True))
+    query = select(_limit_of_owner()).where(User.id == user_id, User.is_active.is_(True))
     async with connection.app.state.session_factory() as session:
-        row = (await session.execute(query)).one_or_none()
-    return (f"user:{user_id}", _limit(connection, row.tier, row.role)) if row is not None else (None, 0)
+        limit = await session.scalar(query)
+    return (f"user:{user_id}", limit) if limit is not None else (None, 0)
 
 
 async def _api_key_principal(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> tuple[str | None, int]:
@@ -85,7 +75,7 @@ async def _api_key_principal(connection: ASGIConnection[Any, Any, Any, Any], key
         return None, 0
     prefix, whole = parts
     query = (
-        select(ApiKey.id, ApiKey.key_hash, User.tier, User.role)
+        select(ApiKey.id, ApiKey.key_hash, _limit_of_owner().label("limit"))
         .join(User, User.id == ApiKey.user_id)
         .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None), User.is_active.is_(True))
     )
@@ -93,12 +83,12 @@ async def _api_key_principal(connection: ASGIConnection[Any, Any, Any, Any], key
         row = (await session.execute(query)).one_or_none()
     if row is None or not hmac.compare_digest(row.key_hash, hash_token(whole)):
         return None, 0
-    return f"key:{row.id}", _limit(connection, row.tier, row.role)
+    return f"key:{row.id}", row.limit
 
 
-def _limit(connection: ASGIConnection[Any, Any, Any, Any], tier: str, role: str) -> int:
-    limits: dict[str, int] = connection.app.state.tier_limits
-    if role == Role.OPERATOR:
-        # Operators work through the admin routes whatever their own account's tier.
-        return limits[Tier.ENTERPRISE]
-    return limits.get(tier, limits[Tier.FREE])
+def _limit_of_owner() -> ColumnElement[int]:
+    """The user's tier limit, read in the same query as the user, so an operator's edit applies at once.
+    Operators work through the admin routes whatever their own account's tier: they get the enterprise one."""
+    own = select(TierPlan.rate_limit_per_minute).where(TierPlan.name == User.tier).scalar_subquery()
+    top = select(TierPlan.rate_limit_per_minute).where(TierPlan.name == Tier.ENTERPRISE.value).scalar_subquery()
+    return case((User.role == Role.OPERATOR.value, top), else_=own)

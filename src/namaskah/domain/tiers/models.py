@@ -1,0 +1,25 @@
+"""The tiers table: one row per tier name that users.tier refers to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from advanced_alchemy.base import DefaultBase
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from namaskah.db.base import utcnow
+
+
+class TierPlan(DefaultBase):
+    """Seeded by migration 0007 with the defaults: free 10, payg 30, pro 100, enterprise 500 requests/min."""
+
+    __tablename__ = "tiers"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    rate_limit_per_minute: Mapped[int]
+    rentals: Mapped[bool] = mapped_column(default=False)
+    webhooks: Mapped[bool] = mapped_column(default=False)
+    area_code_choice: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow, onupdate=utcnow)

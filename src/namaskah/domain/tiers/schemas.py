@@ -1,0 +1,42 @@
+"""Bodies of the operator tier routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from namaskah.domain.tiers.models import TierPlan
+
+
+class TierRead(msgspec.Struct, frozen=True):
+    name: str
+    rate_limit_per_minute: int
+    rentals: bool
+    webhooks: bool
+    area_code_choice: bool
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, tier: TierPlan) -> TierRead:
+        return cls(
+            name=tier.name,
+            rate_limit_per_minute=tier.rate_limit_per_minute,
+            rentals=tier.rentals,
+            webhooks=tier.webhooks,
+            area_code_choice=tier.area_code_choice,
+            updated_at=tier.updated_at,
+        )
+
+
+class TierList(msgspec.Struct, frozen=True):
+    items: list[TierRead]
+    total: int
+
+
+class TierUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    rentals: bool | None = None
+    webhooks: bool | None = None
+    area_code_choice: bool | None = None
