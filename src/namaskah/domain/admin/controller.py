@@ -13,9 +13,7 @@ from namaskah.domain.accounts.models import Role, Tier
 from namaskah.domain.admin.deps import admin_dependencies
 from namaskah.domain.admin.schemas import AdminUserList, AdminUserRead, AdminUserUpdate
 from namaskah.domain.admin.service import AdminUserService
-
-Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=100)]
-Offset = Annotated[int, QueryParameter(name="offset", ge=0)]
+from namaskah.lib.pagination import Limit, Offset
 
 
 class AdminUserController(Controller):

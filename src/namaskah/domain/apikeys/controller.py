@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from namaskah.db.session import service_provider
@@ -15,9 +14,7 @@ from namaskah.domain.accounts.deps import account_dependencies
 from namaskah.domain.accounts.principal import Principal
 from namaskah.domain.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
 from namaskah.domain.apikeys.service import ApiKeyService
-
-Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=100)]
-Offset = Annotated[int, QueryParameter(name="offset", ge=0)]
+from namaskah.lib.pagination import Limit, Offset
 
 
 class ApiKeyController(Controller):

@@ -13,9 +13,8 @@ from litestar.params import FromQuery, QueryParameter
 from namaskah.domain.admin.deps import admin_dependencies
 from namaskah.domain.audit.schemas import AuditLogList, AuditLogRead
 from namaskah.domain.audit.service import AuditService
+from namaskah.lib.pagination import Limit, Offset
 
-Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=100)]
-Offset = Annotated[int, QueryParameter(name="offset", ge=0)]
 Text = Annotated[str | None, QueryParameter(max_length=128)]
 
 
