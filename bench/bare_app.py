@@ -1,8 +1,24 @@
-"""The baseline for health_live.py: a bare Litestar app serving GET /health/live, no middleware or logging."""
+"""The baseline of every script here: a bare Litestar app, no middleware, plugins, logging, auth or database.
+
+`GET /health/live` is health_live.py's route; `GET /v1/me` (me_api_key.py's) answers a constant account of
+the same shape as ours.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar, get
+
+ME = {
+    "id": "0190f3b2-7c4e-7a51-9d2f-3c8e5b1a6d40",
+    "email": "bench@example.com",
+    "tier": "enterprise",
+    "balance": 0,
+    "currency": "NGN",
+    "totp_enabled": False,
+    "kyc_level": "none",
+}
 
 
 @get("/health/live")
@@ -10,4 +26,9 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-app = Litestar(route_handlers=[live], logging_config=None)
+@get("/v1/me")
+async def me() -> dict[str, Any]:
+    return ME
+
+
+app = Litestar(route_handlers=[live, me], logging_config=None)
