@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import dramatiq
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -77,9 +77,7 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
 
-    route_handlers: list[ControllerRouterHandler] = [
-        HealthController,
-        metrics,
+    api_v1: list[ControllerRouterHandler] = [
         AuthController,
         MeController,
         AccountEmailController,
@@ -90,14 +88,19 @@ def create_app(
         AdminTierController,
     ]
     if settings.dev_routes_enabled:
-        route_handlers.append(PingController)
+        api_v1.append(PingController)
+    # Only /v1 is rate limited: probes and scrapes pay nothing for it.
+    route_handlers: list[ControllerRouterHandler] = [
+        HealthController,
+        metrics,
+        Router(path="/", route_handlers=api_v1, guards=[rate_limit_guard]),
+    ]
 
     app = Litestar(
         route_handlers=route_handlers,
         plugins=[SQLAlchemyPlugin(config=alchemy)],
         dependencies={"db_session": session_provider(alchemy, relay)},
         exception_handlers=exception_handlers,
-        guards=[rate_limit_guard],
         after_response=publish_after_response(relay),
         lifespan=[background_work],
         state=State(

@@ -19,8 +19,6 @@ from namaskah.lib.middleware import RESPONSE_HEADERS_KEY
 from namaskah.lib.ratelimit import RateLimiter
 from namaskah.lib.security.tokens import AccessTokenCodec, InvalidAccessToken, hash_token
 
-LIMITED_PREFIX = "/v1/"
-
 
 class RateLimited(DomainError):
     status_code = 429
@@ -30,8 +28,6 @@ class RateLimited(DomainError):
 
 async def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Count the request against its principal: the user of a valid access token, else the client IP."""
-    if not connection.scope["path"].startswith(LIMITED_PREFIX):
-        return
     state = connection.app.state
     key, limit = await _principal(connection)
     if key is None:
