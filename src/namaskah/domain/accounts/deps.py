@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 from litestar import Request
@@ -10,8 +9,8 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from namaskah.domain.accounts.caller import identify, refusal
 from namaskah.domain.accounts.email_tokens import AccountEmailService
-from namaskah.domain.accounts.errors import InvalidApiKey, NotAuthenticated
 from namaskah.domain.accounts.login_throttle import LoginThrottle
 from namaskah.domain.accounts.models import User
 from namaskah.domain.accounts.principal import Principal
@@ -47,38 +46,21 @@ def provide_login_throttle(state: State) -> LoginThrottle:
 
 
 async def provide_principal(
-    request: Request[object, object, State],
-    accounts: NamedDependency[AccountService],
-    db_session: NamedDependency[AsyncSession],
+    request: Request[object, object, State], db_session: NamedDependency[AsyncSession]
 ) -> Principal:
     """The caller: `X-API-Key: <key>` (a partner) or `Authorization: Bearer <access token>`; 401 otherwise."""
-    api_key = None
-    if key := request.headers.get("x-api-key"):
-        api_key = await ApiKeyService(session=db_session).resolve(key.strip())
-        if api_key is None:
-            raise InvalidApiKey
-        user_id = api_key.user_id
-    else:
-        user_id = _bearer_subject(request)
-    user = await accounts.get_active(user_id)
-    if user is None:
-        raise NotAuthenticated("The account no longer exists or is disabled")
+    caller = await identify(request)
+    if caller is None:
+        raise refusal(request)
+    # Looked up already (by the rate-limit guard): attach those rows to this session without a second query.
+    user = await db_session.merge(caller.user, load=False)
+    api_key = await db_session.merge(caller.api_key, load=False) if caller.api_key is not None else None
     context = bound_context()
     context["user_id"] = str(user.id)
     if api_key is not None:
         context["api_key_id"] = str(api_key.id)
+        await ApiKeyService(session=db_session).touch(api_key)
     return Principal(user=user, api_key=api_key)
-
-
-def _bearer_subject(request: Request[object, object, State]) -> uuid.UUID:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("Send Authorization: Bearer <access token> or X-API-Key: <key>")
-    claims = request.app.state.token_codec.decode(token.strip())
-    try:
-        return uuid.UUID(claims.sub)
-    except ValueError:
-        raise NotAuthenticated("Malformed token subject") from None
 
 
 def provide_current_user(principal: NamedDependency[Principal]) -> User:

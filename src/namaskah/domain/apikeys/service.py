@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -98,18 +97,10 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
         )
         logger.info("api_key_revoked", api_key_id=str(api_key_id), user_id=str(user_id))
 
-    async def resolve(self, key: str) -> ApiKey | None:
-        """The live key matching `key`, or None. A revoked key stops working at once (no cache)."""
-        parts = split_key(key)
-        if parts is None:
-            return None
-        prefix, whole = parts
-        api_key = await self.repository.get_one_or_none(prefix=prefix, revoked_at=None)
-        if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_token(whole)):
-            return None
+    async def touch(self, api_key: ApiKey) -> None:
+        """Note that the key was used, at most once per LAST_USED_RESOLUTION (not a write per request)."""
         now = utcnow()
         if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
             await self.repository.session.execute(
                 update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
             )
-        return api_key
