@@ -4,7 +4,7 @@ UV_VERSION ?= 0.13.9
 UV := .tools/bin/uv
 VENV := .venv/bin
 
-.PHONY: dev test lint typecheck install bench migrate clean
+.PHONY: dev test lint typecheck install bench bench-api-key migrate clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -29,8 +29,11 @@ test: lint typecheck ## ruff, mypy (strict on src/), then pytest against Postgre
 migrate: install
 	$(VENV)/namaskah database upgrade
 
-bench: install
+bench: install ## needs nothing running
 	$(VENV)/python bench/health_live.py
+
+bench-api-key: install ## needs PostgreSQL and Redis on 127.0.0.1
+	$(VENV)/python bench/me_api_key.py
 
 clean:
 	rm -rf .venv .tools var .pytest_cache .mypy_cache .ruff_cache
