@@ -7,12 +7,33 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from namaskah.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+T = TypeVar("T")
+
+
+def _with_sessions(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run `work` on a fresh engine (the commands are one-shot processes), disposing of it afterwards."""
+    from namaskah.db.engine import create_engine, create_session_factory
+
+    async def run() -> T:
+        engine = create_engine(settings)
+        try:
+            return await work(create_session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def _settings() -> Settings:
@@ -161,22 +182,16 @@ def outbox_sweep(older_than: float) -> None:
     if not settings.uses_redis:
         raise click.UsageError("REDIS_URL is not set: in dev mode the API process sweeps by itself")
 
-    async def sweep() -> int:
-        from namaskah.db.engine import create_engine, create_session_factory
-        from namaskah.lib.outbox.relay import OutboxRelay
-        from namaskah.lib.queue import setup_jobs
+    from namaskah.lib.outbox.relay import OutboxRelay
+    from namaskah.lib.queue import setup_jobs
 
-        engine = create_engine(settings)
-        relay = OutboxRelay(create_session_factory(engine), setup_jobs(settings).broker)
-        total = 0
-        try:
-            while sent := await relay.sweep(older_than=timedelta(seconds=older_than), limit=settings.outbox_batch_size):
-                total += sent
-        finally:
-            await engine.dispose()
+    async def sweep(sessions: async_sessionmaker[AsyncSession]) -> int:
+        relay, total = OutboxRelay(sessions, setup_jobs(settings).broker), 0
+        while sent := await relay.sweep(older_than=timedelta(seconds=older_than), limit=settings.outbox_batch_size):
+            total += sent
         return total
 
-    click.echo(f"published {asyncio.run(sweep())} job(s)")
+    click.echo(f"published {_with_sessions(settings, sweep)} job(s)")
 
 
 @main.group()
@@ -201,32 +216,25 @@ def users_create_admin(email: str, password: str) -> None:
 
     configure_logging("WARNING", settings.log_format, sys.stderr)
 
-    async def create() -> str:
-        from namaskah.db.engine import create_engine, create_session_factory
-        from namaskah.domain.accounts.service import AccountService
-        from namaskah.domain.accounts.two_factor import TwoFactorService
-        from namaskah.domain.admin.service import AdminUserService
-        from namaskah.domain.audit.service import CLI_ACTOR
-        from namaskah.lib.security.passwords import PasswordHasher
+    from namaskah.domain.accounts.service import AccountService
+    from namaskah.domain.accounts.two_factor import TwoFactorService
+    from namaskah.domain.admin.service import AdminUserService
+    from namaskah.domain.audit.service import CLI_ACTOR
+    from namaskah.lib.security.passwords import PasswordHasher
 
-        engine = create_engine(settings)
-        try:
-            async with create_session_factory(engine)() as session:
-                accounts = AccountService(
-                    session=session,
-                    hasher=PasswordHasher.from_settings(settings),
-                    two_factor=TwoFactorService(session=session, issuer=settings.totp_issuer),
-                )
-                user = await AdminUserService(session=session).create_operator(
-                    accounts, email, password, actor=CLI_ACTOR
-                )
-                await session.commit()
-                return f"created operator {user.email} ({user.id})"
-        finally:
-            await engine.dispose()
+    async def create(sessions: async_sessionmaker[AsyncSession]) -> str:
+        async with sessions() as session:
+            accounts = AccountService(
+                session=session,
+                hasher=PasswordHasher.from_settings(settings),
+                two_factor=TwoFactorService(session=session, issuer=settings.totp_issuer),
+            )
+            user = await AdminUserService(session=session).create_operator(accounts, email, password, actor=CLI_ACTOR)
+            await session.commit()
+            return f"created operator {user.email} ({user.id})"
 
     try:
-        click.echo(asyncio.run(create()))
+        click.echo(_with_sessions(settings, create))
     except DomainError as exc:
         click.echo(f"namaskah: {exc.detail}", err=True)
         sys.exit(1)
@@ -242,19 +250,13 @@ def audit_verify() -> None:
     """Recompute the audit log's hash chain; exit 1 naming the first entry that does not fit."""
     settings = _settings()
     from namaskah.domain.audit.chain import ChainReport
+    from namaskah.domain.audit.service import AuditService
 
-    async def verify() -> ChainReport:
-        from namaskah.db.engine import create_engine, create_session_factory
-        from namaskah.domain.audit.service import AuditService
+    async def verify(sessions: async_sessionmaker[AsyncSession]) -> ChainReport:
+        async with sessions() as session:
+            return await AuditService(session).verify()
 
-        engine = create_engine(settings)
-        try:
-            async with create_session_factory(engine)() as session:
-                return await AuditService(session).verify()
-        finally:
-            await engine.dispose()
-
-    report = asyncio.run(verify())
+    report = _with_sessions(settings, verify)
     if report.ok:
         entries = "1 entry" if report.count == 1 else f"{report.count} entries"
         click.echo(f"audit chain OK: {entries}, head {report.head_hash}")

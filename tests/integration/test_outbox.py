@@ -51,6 +51,11 @@ def queued(broker: StubBroker) -> list[bytes]:
 async def test_broker_outage_leaves_rows_for_the_sweeper(sessions: async_sessionmaker[AsyncSession]) -> None:
     await request_pings(OutboxRelay(sessions, UnreachableBroker()), ["outage-aaaa1", "outage-aaaa2"])
     assert await unpublished(sessions) == 2
+    async with sessions() as session:
+        assert (await session.scalars(select(OutboxMessage.publish_attempts))).all() == [1, 1]
+    # A sweep during the outage fails too, and leaves the rows (and their locks) as they were.
+    assert await OutboxRelay(sessions, UnreachableBroker()).sweep(older_than=timedelta(0), limit=100) == 0
+    assert await unpublished(sessions) == 2
 
     broker = StubBroker()
     relay = OutboxRelay(sessions, broker)

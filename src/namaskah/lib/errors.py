@@ -50,12 +50,6 @@ class DomainError(Exception):
         self.headers = headers or {}
 
 
-class ServiceUnavailable(DomainError):
-    status_code = 503
-    code = "service_unavailable"
-    title = "Service unavailable"
-
-
 def problem_response(
     status: int,
     code: str,
@@ -208,7 +202,6 @@ __all__ = [
     "PROBLEM_JSON",
     "DomainError",
     "Problem",
-    "ServiceUnavailable",
     "exception_handlers",
     "problem_response",
 ]

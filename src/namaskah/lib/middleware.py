@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from litestar.enums import ScopeType
 
@@ -13,12 +13,18 @@ from namaskah.lib.logging import SCOPE_KEY, access_log, bind_context, reset_cont
 from namaskah.lib.metrics import UNMATCHED_ROUTE, observe_request
 
 if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
     from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Scope-state key where inner layers leave headers for every answer (e.g. RateLimit-*), errors included.
 RESPONSE_HEADERS_KEY = "namaskah.response_headers"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
+
+
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The caller's address (uvicorn puts a trusted proxy's X-Forwarded-For there)."""
+    return connection.client.host if connection.client else "unknown"
 
 
 def incoming_request_id(scope: HTTPScope) -> str:

@@ -10,7 +10,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from namaskah.domain.accounts.deps import account_dependencies
 from namaskah.domain.accounts.email_tokens import AccountEmailService
-from namaskah.domain.accounts.errors import InvalidCredentials, TotpRequired
 from namaskah.domain.accounts.login_throttle import LoginThrottle
 from namaskah.domain.accounts.models import User
 from namaskah.domain.accounts.principal import Principal
@@ -27,6 +26,7 @@ from namaskah.domain.accounts.schemas import (
 )
 from namaskah.domain.accounts.service import AccountService, SessionService
 from namaskah.domain.accounts.two_factor import TwoFactorService
+from namaskah.lib.middleware import client_ip
 
 # Until the ledger exists (the money-path issue) no account can hold credits: every balance is zero.
 WALLET_CURRENCY = "NGN"
@@ -57,15 +57,9 @@ class AuthController(Controller):
         sessions: NamedDependency[SessionService],
         login_throttle: NamedDependency[LoginThrottle],
     ) -> TokenPair:
-        client_ip = request.client.host if request.client else "unknown"
-        await login_throttle.check(data.email, client_ip)
-        try:
+        # Wrong second factors count too: they are guesses at a 6-digit code.
+        async with login_throttle.attempt(data.email, client_ip(request)):
             user = await accounts.authenticate(data.email, data.password, data.totp_code)
-        except (InvalidCredentials, TotpRequired):
-            # Wrong second factors count too: they are guesses at a 6-digit code.
-            await login_throttle.failed(data.email, client_ip)
-            raise
-        await login_throttle.succeeded(data.email)
         return await sessions.start(user)
 
     @post("/refresh", status_code=HTTP_200_OK, summary="Spend a refresh token for a new pair")

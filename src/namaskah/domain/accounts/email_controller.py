@@ -10,7 +10,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CO
 
 from namaskah.domain.accounts.deps import account_dependencies
 from namaskah.domain.accounts.email_tokens import AccountEmailService
-from namaskah.domain.accounts.errors import InvalidCredentials
 from namaskah.domain.accounts.login_throttle import LoginThrottle
 from namaskah.domain.accounts.principal import Principal
 from namaskah.domain.accounts.schemas import (
@@ -21,6 +20,7 @@ from namaskah.domain.accounts.schemas import (
     MailAccepted,
     ResetPasswordRequest,
 )
+from namaskah.lib.middleware import client_ip
 
 
 class AccountEmailController(Controller):
@@ -87,13 +87,8 @@ class MePasswordController(Controller):
     ) -> None:
         principal.require_session("change the password")
         user = principal.user
-        client_ip = request.client.host if request.client else "unknown"
         # A stolen access token must not become a way to guess the password: wrong guesses count as failed logins.
-        await login_throttle.check(user.email, client_ip)
-        try:
+        async with login_throttle.attempt(user.email, client_ip(request)):
             await account_emails.change_password(
                 user, data.current_password, data.new_password, keep_refresh_token=data.refresh_token
             )
-        except InvalidCredentials:
-            await login_throttle.failed(user.email, client_ip)
-            raise

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from namaskah.domain.accounts.errors import InvalidCredentials, TotpRequired
 from namaskah.lib.errors import DomainError
 from namaskah.lib.ratelimit import RateLimiter
 from namaskah.settings import Settings
@@ -23,6 +26,18 @@ class LoginThrottle:
         self.limiter = limiter
         self.per_account = settings.login_max_failures
         self.per_ip = settings.login_max_failures_per_ip
+
+    @asynccontextmanager
+    async def attempt(self, email: str, ip: str) -> AsyncIterator[None]:
+        """Around anything that checks this account's password (or second factor): refused while throttled,
+        a refusal counts as a failure, a success clears the account's count."""
+        await self.check(email, ip)
+        try:
+            yield
+        except (InvalidCredentials, TotpRequired):
+            await self.failed(email, ip)
+            raise
+        await self.succeeded(email)
 
     async def check(self, email: str, ip: str) -> None:
         for key, limit in ((self._account(email), self.per_account), (f"ip:{ip}", self.per_ip)):

@@ -9,7 +9,7 @@ from litestar.handlers import BaseRouteHandler
 
 from namaskah.domain.accounts.caller import identify
 from namaskah.lib.errors import DomainError
-from namaskah.lib.middleware import RESPONSE_HEADERS_KEY
+from namaskah.lib.middleware import RESPONSE_HEADERS_KEY, client_ip
 from namaskah.lib.ratelimit import RateLimiter
 
 
@@ -27,7 +27,7 @@ async def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Ba
         key, limit = caller.rate_key, caller.limit
     else:
         # Anonymous, or a credential the route will refuse: counted against the client IP.
-        key = f"ip:{connection.client.host if connection.client else 'unknown'}"
+        key = f"ip:{client_ip(connection)}"
         limit = state.settings.rate_limit_anonymous
     limiter: RateLimiter = state.rate_limiter
     decision = await limiter.hit(key, limit)

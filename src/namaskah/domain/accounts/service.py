@@ -114,10 +114,6 @@ class AccountService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         await self.repository.session.commit()
         raise error
 
-    async def get_active(self, user_id: uuid.UUID) -> User | None:
-        user = await self.repository.get_one_or_none(id=user_id)
-        return user if user is not None and user.is_active else None
-
 
 class RefreshTokenRepository(SQLAlchemyAsyncRepository[RefreshToken]):
     model_type = RefreshToken

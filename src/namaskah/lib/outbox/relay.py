@@ -57,20 +57,23 @@ class OutboxRelay:
         """Send committed rows and mark them published; a broker outage leaves them for the sweeper."""
         if not messages:
             return 0
+        sent = await self._send(messages, path)
+        async with self.sessions() as session:
+            outbox, ids = OutboxService(session=session), [m.id for m in messages]
+            await (outbox.mark_published(ids) if sent else outbox.count_failed_attempt(ids))
+            await session.commit()
+        return len(messages) if sent else 0
+
+    async def _send(self, messages: Sequence[OutboxMessage], path: str) -> bool:
+        """Hand the rows to the broker; False (logged and counted) when it is unreachable."""
         try:
             await asyncio.to_thread(self._send_all, messages)
         except Exception as exc:
             OUTBOX_PUBLISH_FAILURES.labels(path).inc()
             logger.warning("outbox_publish_failed", path=path, count=len(messages), error=type(exc).__name__)
-            async with self.sessions() as session:
-                await OutboxService(session=session).count_failed_attempt([m.id for m in messages])
-                await session.commit()
-            return 0
-        async with self.sessions() as session:
-            await OutboxService(session=session).mark_published([m.id for m in messages])
-            await session.commit()
+            return False
         OUTBOX_PUBLISHED.labels(path).inc(len(messages))
-        return len(messages)
+        return True
 
     def _send_all(self, messages: Sequence[OutboxMessage]) -> None:
         # Dramatiq's brokers are synchronous: this runs in a thread, never on the event loop.
@@ -83,18 +86,10 @@ class OutboxRelay:
         """Publish rows the fast path missed (crash or broker outage); concurrent sweepers skip each other's rows."""
         async with self.sessions() as session:
             rows = await OutboxService(session=session).claim_unpublished(older_than=older_than, limit=limit)
-            if not rows:
-                return 0
-            try:
-                await asyncio.to_thread(self._send_all, rows)
-            except Exception as exc:
-                OUTBOX_PUBLISH_FAILURES.labels("sweep").inc()
-                logger.warning("outbox_sweep_failed", count=len(rows), error=type(exc).__name__)
-                await session.rollback()
-                return 0
+            if not rows or not await self._send(rows, "sweep"):
+                return 0  # leaving the block rolls back and releases the row locks
             await OutboxService(session=session).mark_published([r.id for r in rows])
             await session.commit()
-        OUTBOX_PUBLISHED.labels("sweep").inc(len(rows))
         logger.info("outbox_swept", count=len(rows))
         return len(rows)
 
