@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from namaskah import __version__
 from namaskah.db.engine import create_alchemy_config, create_engine, create_session_factory
 from namaskah.db.session import publish_after_response, session_provider
+from namaskah.domain.accounts.caller_cache import CallerCache
 from namaskah.domain.accounts.controller import AuthController, MeController
 from namaskah.domain.accounts.email_controller import AccountEmailController, MePasswordController
 from namaskah.domain.accounts.ratelimits import rate_limit_guard
@@ -38,6 +39,7 @@ from namaskah.lib.queue import setup_jobs
 from namaskah.lib.ratelimit import RateLimiter
 from namaskah.lib.security.passwords import PasswordHasher
 from namaskah.lib.security.tokens import AccessTokenCodec
+from namaskah.lib.stamps import StampBook
 from namaskah.settings import Settings, get_settings
 
 logger = get_logger(__name__)
@@ -58,8 +60,9 @@ def create_app(
     alchemy = create_alchemy_config(engine, session_factory)
     in_process_worker = broker is None and not settings.uses_redis
     broker = broker or setup_jobs(settings).broker
-    relay = OutboxRelay(session_factory, broker)
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2) if settings.uses_redis else None
+    stamps = StampBook(redis, namespace=settings.dramatiq_namespace)
+    relay = OutboxRelay(session_factory, broker, stamps)
 
     @contextlib.asynccontextmanager
     async def background_work(_: Litestar) -> AsyncIterator[None]:
@@ -113,6 +116,8 @@ def create_app(
                 "token_codec": AccessTokenCodec.from_settings(settings),
                 "session_factory": session_factory,
                 "rate_limiter": RateLimiter(redis, prefix=f"{settings.dramatiq_namespace}:ratelimit"),
+                "stamps": stamps,
+                "caller_cache": CallerCache(max_age=settings.caller_cache_seconds, size=settings.caller_cache_size),
                 "login_limiter": RateLimiter(
                     redis, prefix=f"{settings.dramatiq_namespace}:login", window=settings.login_failure_window
                 ),

@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_failure_window: Annotated[int, msgspec.Meta(ge=1)] = 900
     login_max_failures_per_ip: Annotated[int, msgspec.Meta(ge=1)] = 50
     rate_limit_anonymous: Annotated[int, msgspec.Meta(ge=1)] = 60
+    caller_cache_seconds: NonNegativeFloat = 10.0
+    caller_cache_size: PositiveInt = 10_000
     public_base_url: str = "http://127.0.0.1:8000"
     mail_from: str = "Namaskah SMS <no-reply@namaskah.local>"
     email_verification_ttl: Annotated[int, msgspec.Meta(ge=300)] = 172_800

@@ -14,11 +14,13 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 from dramatiq.middleware.asyncio import AsyncIO
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from namaskah.db.engine import create_engine, create_session_factory
 from namaskah.lib.logging import bind_context, clear_context
 from namaskah.lib.outbox.relay import OutboxRelay
+from namaskah.lib.stamps import StampBook
 from namaskah.settings import Settings, get_settings
 
 
@@ -76,7 +78,10 @@ class JobRuntime:
         key = id(asyncio.get_running_loop())
         if key not in self._relays:
             engine = create_engine(self.settings)
-            self._relays[key] = OutboxRelay(create_session_factory(engine), self.broker)
+            # Jobs that change a user or a tier renew its stamps too, so API processes drop their cached copy.
+            redis = AsyncRedis.from_url(self.settings.redis_url) if self.settings.uses_redis else None
+            stamps = StampBook(redis, namespace=self.settings.dramatiq_namespace)
+            self._relays[key] = OutboxRelay(create_session_factory(engine), self.broker, stamps)
         return self._relays[key]
 
     @asynccontextmanager

@@ -59,7 +59,8 @@ async def provide_principal(
     context["user_id"] = str(user.id)
     if api_key is not None:
         context["api_key_id"] = str(api_key.id)
-        await ApiKeyService(session=db_session).touch(api_key)
+        if request.app.state.caller_cache.should_touch(api_key.id):
+            await ApiKeyService(session=db_session).touch(api_key.id)
     return Principal(user=user, api_key=api_key)
 
 

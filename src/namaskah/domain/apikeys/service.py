@@ -9,15 +9,17 @@ from datetime import timedelta
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from namaskah.db.base import utcnow
+from namaskah.domain.accounts.caller_cache import user_stamp
 from namaskah.domain.apikeys.models import ApiKey
 from namaskah.domain.apikeys.schemas import Scope
 from namaskah.domain.audit.service import AuditService
 from namaskah.lib.errors import DomainError
 from namaskah.lib.logging import get_logger
 from namaskah.lib.security.tokens import hash_token
+from namaskah.lib.stamps import mark_stale
 
 logger = get_logger(__name__)
 KEY_PREFIX = "nsk_live_"
@@ -88,6 +90,7 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
         )
         if revoked.rowcount == 0:  # type: ignore[attr-defined]
             raise ApiKeyNotFound
+        mark_stale(self.repository.session, user_stamp(user_id))  # a bulk UPDATE: no flush listener sees it
         await AuditService(self.repository.session).record(
             "api_key.revoked",
             subject_type="api_key",
@@ -97,10 +100,14 @@ class ApiKeyService(SQLAlchemyAsyncRepositoryService[ApiKey, ApiKeyRepository]):
         )
         logger.info("api_key_revoked", api_key_id=str(api_key_id), user_id=str(user_id))
 
-    async def touch(self, api_key: ApiKey) -> None:
-        """Note that the key was used, at most once per LAST_USED_RESOLUTION (not a write per request)."""
+    async def touch(self, api_key_id: uuid.UUID) -> None:
+        """Note that the key was used, unless another process did so in the last LAST_USED_RESOLUTION."""
         now = utcnow()
-        if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
-            await self.repository.session.execute(
-                update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
+        await self.repository.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == api_key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_RESOLUTION),
             )
+            .values(last_used_at=now)
+        )

@@ -14,6 +14,7 @@ from namaskah.lib.logging import get_logger
 from namaskah.lib.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 from namaskah.lib.outbox.models import OutboxMessage
 from namaskah.lib.outbox.service import OutboxService, take_committed
+from namaskah.lib.stamps import StampBook, drop_stale, take_stale
 
 logger = get_logger(__name__)
 
@@ -32,13 +33,24 @@ def to_broker_message(row: OutboxMessage) -> dramatiq.Message[object]:
 class OutboxRelay:
     """Publishing is at-least-once: a row may be sent twice (fast path and sweep), so actors are idempotent."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], broker: dramatiq.Broker) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], broker: dramatiq.Broker, stamps: StampBook | None = None
+    ) -> None:
         self.sessions = sessions
         self.broker = broker
+        self.stamps = stamps
 
     async def commit(self, session: AsyncSession) -> list[OutboxMessage]:
-        """Commit (errors propagate to the caller) and return the jobs that transaction requested."""
-        await session.commit()
+        """Commit (errors propagate to the caller), renew the stamps of what it changed, and return the jobs
+        that transaction requested."""
+        try:
+            await session.commit()
+        except BaseException:
+            drop_stale(session)
+            raise
+        stale = take_stale(session)
+        if stale and self.stamps is not None:
+            await self.stamps.renew(stale)
         return take_committed(session)
 
     @asynccontextmanager
