@@ -14,12 +14,12 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 from dramatiq.middleware.asyncio import AsyncIO
-from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from namaskah.db.engine import create_engine, create_session_factory
 from namaskah.lib.logging import bind_context, clear_context
 from namaskah.lib.outbox.relay import OutboxRelay
+from namaskah.lib.redis_client import async_redis
 from namaskah.lib.stamps import StampBook
 from namaskah.settings import Settings, get_settings
 
@@ -79,7 +79,7 @@ class JobRuntime:
         if key not in self._relays:
             engine = create_engine(self.settings)
             # Jobs that change a user or a tier renew its stamps too, so API processes drop their cached copy.
-            redis = AsyncRedis.from_url(self.settings.redis_url) if self.settings.uses_redis else None
+            redis = async_redis(self.settings.redis_url) if self.settings.uses_redis else None
             stamps = StampBook(redis, namespace=self.settings.dramatiq_namespace)
             self._relays[key] = OutboxRelay(create_session_factory(engine), self.broker, stamps)
         return self._relays[key]

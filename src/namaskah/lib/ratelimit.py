@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from namaskah.lib.logging import get_logger
+from namaskah.lib.script_batch import ScriptBatch
 from namaskah.lib.stamps import STAMP_TTL_SECONDS, new_stamp
 
 logger = get_logger(__name__)
@@ -73,7 +72,7 @@ class RateLimiter:
         self.redis = redis
         self.prefix = prefix
         self.window = window
-        self._sha = hashlib.sha1(_HIT.encode()).hexdigest()  # noqa: S324 - the name Redis gives the script
+        self._hit = ScriptBatch(redis, _HIT) if redis is not None else None
         self._local: dict[str, tuple[int, float]] = {}
 
     async def hit(self, key: str, limit: int, *, cost: int = 1) -> Decision:
@@ -82,11 +81,11 @@ class RateLimiter:
     async def count(self, key: str, *, cost: int = 1, stamp_keys: Sequence[str] = ()) -> Tally | None:
         """Count the event and read the stamps; None when Redis is unreachable (logged, counted)."""
         try:
-            if self.redis is None:
+            if self._hit is None:
                 return self._count_locally(key, cost)
             keys = [self._key(key), *stamp_keys]
             args: list[str | int] = [self.window * 1000, cost, new_stamp(), STAMP_TTL_SECONDS]
-            count, ms_left, stamps = await self._evalsha(self.redis, keys, args)
+            count, ms_left, stamps = await self._hit(keys, args)
         except (RedisError, OSError) as exc:
             LIMITER_ERRORS.inc()
             logger.warning("rate_limiter_unavailable", error=type(exc).__name__)
@@ -116,14 +115,6 @@ class RateLimiter:
                 self._local.pop(key, None)
         except (RedisError, OSError):
             LIMITER_ERRORS.inc()
-
-    async def _evalsha(self, redis: Redis, keys: list[str], args: list[str | int]) -> Any:
-        # By hand: redis-py's Script object spends more time in an isinstance check than in the call itself.
-        try:
-            return await redis.evalsha(self._sha, len(keys), *keys, *args)
-        except NoScriptError:  # a restarted or flushed Redis: load it once more
-            await redis.script_load(_HIT)
-            return await redis.evalsha(self._sha, len(keys), *keys, *args)
 
     def _count_locally(self, key: str, cost: int) -> Tally:
         now = time.monotonic()

@@ -90,27 +90,32 @@ class MeController(Controller):
 
     @post("/2fa/setup", status_code=HTTP_200_OK, summary="Start 2FA setup: a new TOTP secret for the app")
     async def setup_two_factor(
-        self, principal: NamedDependency[Principal], two_factor: NamedDependency[TwoFactorService]
+        self,
+        principal: NamedDependency[Principal],
+        account: NamedDependency[User],
+        two_factor: NamedDependency[TwoFactorService],
     ) -> TotpSetup:
         principal.require_session("change two-factor authentication")
-        return await two_factor.setup(principal.user)
+        return await two_factor.setup(account)
 
     @post("/2fa/enable", status_code=HTTP_200_OK, summary="Turn 2FA on with a code; returns the recovery codes")
     async def enable_two_factor(
         self,
         data: JSONBody[TotpCodeRequest],
         principal: NamedDependency[Principal],
+        account: NamedDependency[User],
         two_factor: NamedDependency[TwoFactorService],
     ) -> RecoveryCodes:
         principal.require_session("change two-factor authentication")
-        return await two_factor.enable(principal.user, data.code)
+        return await two_factor.enable(account, data.code)
 
     @post("/2fa/disable", status_code=HTTP_204_NO_CONTENT, summary="Turn 2FA off with a code or a recovery code")
     async def disable_two_factor(
         self,
         data: JSONBody[TotpCodeRequest],
         principal: NamedDependency[Principal],
+        account: NamedDependency[User],
         two_factor: NamedDependency[TwoFactorService],
     ) -> None:
         principal.require_session("change two-factor authentication")
-        await two_factor.disable(principal.user, data.code)
+        await two_factor.disable(account, data.code)

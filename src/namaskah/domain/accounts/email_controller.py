@@ -11,6 +11,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CO
 from namaskah.domain.accounts.deps import account_dependencies
 from namaskah.domain.accounts.email_tokens import AccountEmailService
 from namaskah.domain.accounts.login_throttle import LoginThrottle
+from namaskah.domain.accounts.models import User
 from namaskah.domain.accounts.principal import Principal
 from namaskah.domain.accounts.schemas import (
     ChangePasswordRequest,
@@ -66,10 +67,13 @@ class MePasswordController(Controller):
 
     @post("/email/verification", status_code=HTTP_202_ACCEPTED, summary="Mail a new email verification link")
     async def resend_verification(
-        self, principal: NamedDependency[Principal], account_emails: NamedDependency[AccountEmailService]
+        self,
+        principal: NamedDependency[Principal],
+        account: NamedDependency[User],
+        account_emails: NamedDependency[AccountEmailService],
     ) -> MailAccepted:
         principal.require_session("ask for a verification email")
-        await account_emails.request_verification(principal.user)
+        await account_emails.request_verification(account)
         return MailAccepted(detail="A verification link is on its way to the account's email address.")
 
     @post(
@@ -79,14 +83,16 @@ class MePasswordController(Controller):
     )
     async def change_password(
         self,
+        *,
         request: Request[object, object, State],
         data: JSONBody[ChangePasswordRequest],
         principal: NamedDependency[Principal],
+        account: NamedDependency[User],
         account_emails: NamedDependency[AccountEmailService],
         login_throttle: NamedDependency[LoginThrottle],
     ) -> None:
         principal.require_session("change the password")
-        user = principal.user
+        user = account
         # A stolen access token must not become a way to guess the password: wrong guesses count as failed logins.
         async with login_throttle.attempt(user.email, client_ip(request)):
             await account_emails.change_password(

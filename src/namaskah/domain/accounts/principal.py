@@ -17,6 +17,9 @@ class InsufficientScope(DomainError):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """`user` and `api_key` are read-only snapshots shared with other requests (the caller cache): never change
+    them; a route that changes the account takes the `account` dependency, a row of its own session."""
+
     user: User
     api_key: ApiKey | None = None
 

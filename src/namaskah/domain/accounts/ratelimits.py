@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.handlers import BaseRouteHandler
 
 from namaskah.domain.accounts.caller import admit
 from namaskah.lib.errors import DomainError
@@ -18,7 +17,7 @@ class RateLimited(DomainError):
     title = "Too many requests"
 
 
-async def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def enforce_rate_limit(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     """Count the request against its principal (API key, user of a valid access token), else the client IP."""
     decision = await admit(connection)
     # The outer middleware adds these to whatever answer goes out, the 429 included.
