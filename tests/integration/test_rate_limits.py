@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from litestar import Litestar
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import select, text
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from namaskah.app import create_app
 from namaskah.domain.accounts.models import Tier, User
+from namaskah.domain.accounts.ratelimits import enforce_rate_limit
 from namaskah.domain.admin.service import AdminUserService
 from namaskah.lib.outbox.relay import OutboxRelay
 from namaskah.lib.stamps import StampBook
@@ -109,3 +111,15 @@ async def test_operators_get_the_enterprise_limit(client: httpx.AsyncClient, ses
         await session.commit()
     response = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert response.headers["ratelimit-limit"] == "500"
+
+
+def test_every_v1_route_is_rate_limited(app: Litestar) -> None:
+    # A controller that set its own before_request would silently replace the limit: Litestar keeps only one.
+    handlers = [
+        handler
+        for route in app.routes
+        if route.path.startswith("/v1")
+        for handler in getattr(route, "route_handlers", [])
+    ]
+    assert len(handlers) > 10
+    assert {h.resolve_before_request() for h in handlers} == {enforce_rate_limit}
