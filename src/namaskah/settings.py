@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,8 @@ class SettingsError(Exception):
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production by Settings.__post_init__
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+SECRET_FIELDS = frozenset({"secret_key", "textverified_api_key", "database_url", "redis_url"})
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +72,33 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mail_from: str = "Namaskah SMS <no-reply@namaskah.local>"
     email_verification_ttl: Annotated[int, msgspec.Meta(ge=300)] = 172_800
     password_reset_ttl: Annotated[int, msgspec.Meta(ge=300, le=86_400)] = 3600
+    fx_rates: str = "USD=1600"
+    sms_provider: Literal["simulator", "textverified"] = "simulator"
+    textverified_base_url: str = "https://www.textverified.com"
+    textverified_username: str = ""
+    textverified_api_key: str = ""
+    textverified_connect_timeout: PositiveFloat = 5.0
+    textverified_read_timeout: PositiveFloat = 20.0
+    textverified_write_timeout: PositiveFloat = 10.0
+    textverified_pool_timeout: PositiveFloat = 5.0
+    textverified_max_connections: PositiveInt = 20
+    textverified_max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
+    textverified_retry_base_delay: NonNegativeFloat = 0.5
+    textverified_retry_max_delay: NonNegativeFloat = 10.0
+    textverified_token_refresh_margin: NonNegativeFloat = 60.0
+
+    def __repr__(self) -> str:
+        # Settings end up in tracebacks and debug output: never with a credential in them.
+        fields = (
+            f"{name}={'***' if name in SECRET_FIELDS and getattr(self, name) else repr(getattr(self, name))}"
+            for name in self.__struct_fields__
+        )
+        return f"Settings({', '.join(fields)})"
+
+    @property
+    def exchange_rates(self) -> dict[str, Decimal]:
+        """`FX_RATES="USD=1600,EUR=1750"`: units of our currency per unit of each provider currency."""
+        return _parse_rates(self.fx_rates)
 
     @property
     def is_dev(self) -> bool:
@@ -96,6 +126,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return frozenset(p.strip() for p in self.log_quiet_paths.split(",") if p.strip())
 
     def __post_init__(self) -> None:
+        _parse_rates(self.fx_rates)  # a bad FX_RATES stops start-up, not the first purchase
         if self.app_env is Environment.PRODUCTION:
             _require(bool(self.database_url), "DATABASE_URL", "is required in production")
             _require(
@@ -104,6 +135,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "must be PostgreSQL in production",
             )
             _require(bool(self.redis_url), "REDIS_URL", "is required in production")
+            if self.sms_provider == "textverified":
+                _require(bool(self.textverified_username), "TEXTVERIFIED_USERNAME", "is required by SMS_PROVIDER")
+                _require(bool(self.textverified_api_key), "TEXTVERIFIED_API_KEY", "is required by SMS_PROVIDER")
             _require(
                 self.secret_key != DEV_SECRET_KEY and len(self.secret_key) >= 32,
                 "SECRET_KEY",
@@ -116,6 +150,19 @@ _ASYNC_DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "sqlite": "sqlite+aiosqlite",
 }
+
+
+def _parse_rates(text: str) -> dict[str, Decimal]:
+    rates: dict[str, Decimal] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        currency, _, rate = part.partition("=")
+        try:
+            value = Decimal(rate.strip())
+        except InvalidOperation:
+            value = Decimal(0)
+        _require(len(currency.strip()) == 3 and value > 0, "FX_RATES", f"has a bad entry {part!r} (want USD=1600)")
+        rates[currency.strip().upper()] = value
+    return rates
 
 
 def _with_async_driver(url: str) -> str:

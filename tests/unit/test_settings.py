@@ -74,6 +74,32 @@ def test_production_accepts_a_complete_configuration() -> None:
     assert not settings.dev_routes_enabled
 
 
+PRODUCTION = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "postgres://u:p@db:5432/namaskah",
+    "REDIS_URL": "redis://:hunter2@redis:6379/0",
+    "SECRET_KEY": GOOD_SECRET,
+}
+
+
+@pytest.mark.parametrize("missing", ["TEXTVERIFIED_USERNAME", "TEXTVERIFIED_API_KEY"])
+def test_production_on_textverified_needs_its_credentials(missing: str) -> None:
+    credentials = {"TEXTVERIFIED_USERNAME": "ops@example.com", "TEXTVERIFIED_API_KEY": "tv-key-1234567890"}
+    env = {**PRODUCTION, "SMS_PROVIDER": "textverified", **credentials, missing: ""}
+    with pytest.raises(SettingsError, match=rf"^invalid setting {missing}: "):
+        load_settings(env, env_file=None)
+
+
+def test_settings_never_show_a_credential() -> None:
+    provider = {"SMS_PROVIDER": "textverified", "TEXTVERIFIED_USERNAME": "ops", "TEXTVERIFIED_API_KEY": "tvk-9"}
+    env = {**PRODUCTION, **provider}
+    shown = repr(load_settings(env, env_file=None))
+    for secret in (GOOD_SECRET, "tvk-9", "hunter2", "u:p@"):
+        assert secret not in shown
+    assert "textverified_username='ops'" in shown
+    assert "textverified_api_key=***" in shown
+
+
 def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text('# comment\nPORT=9100\nexport HOST="0.0.0.0"\nLOG_LEVEL=DEBUG\n\n')

@@ -213,6 +213,8 @@ def configure_logging(
         lib_logger.propagate = True
     # Our access log replaces uvicorn's; SQL statements only when asked for.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx notes every provider call at INFO; ours log the operation and outcome instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if sql_echo else logging.WARNING)
 
     structlog.configure(
