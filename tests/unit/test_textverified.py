@@ -29,7 +29,8 @@ from namaskah.providers.errors import (
 from namaskah.providers.textverified import TextVerifiedProvider
 from namaskah.providers.textverified_client import Credentials
 from namaskah.settings import Settings, SettingsError, load_settings
-from tests.support.fake_textverified import API, API_KEY, USERNAME, Harness, serve
+from tests.support.fake_textverified import API, API_KEY, USERNAME
+from tests.support.textverified_contract import Harness, serve
 
 AUTH = f"{API}/auth"
 SERVICES = f"{API}/services"

@@ -13,15 +13,8 @@ import pytest
 
 from namaskah.providers import ProviderState, ReservationKind, SmsProvider
 from namaskah.providers.errors import ProviderRejected, ProviderUnavailable, ProviderUnsupportedOption
-from tests.support.fake_textverified import (
-    API,
-    BASE_URL,
-    Harness,
-    check_request,
-    check_response,
-    serve,
-    vendor_document,
-)
+from tests.support.fake_textverified import API, BASE_URL, vendor_document
+from tests.support.textverified_contract import Harness, check_request, check_response, serve
 
 VERIFICATION, RENTAL = ReservationKind.VERIFICATION, ReservationKind.RENTAL
 
