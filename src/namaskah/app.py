@@ -27,9 +27,11 @@ from namaskah.domain.accounts.ratelimits import enforce_rate_limit
 from namaskah.domain.admin.controller import AdminUserController
 from namaskah.domain.apikeys.controller import ApiKeyController
 from namaskah.domain.audit.controller import AuditLogController
+from namaskah.domain.catalog.controller import CatalogController
 from namaskah.domain.health.controller import HealthController
 from namaskah.domain.maintenance.controller import PingController
 from namaskah.domain.tiers.controller import AdminTierController
+from namaskah.domain.wallet.controller import AdminCreditController, WalletController
 from namaskah.lib.errors import exception_handlers
 from namaskah.lib.logging import configure_logging, get_logger
 from namaskah.lib.metrics_controller import metrics
@@ -93,6 +95,9 @@ def create_app(
         AdminUserController,
         AuditLogController,
         AdminTierController,
+        WalletController,
+        AdminCreditController,
+        CatalogController,
     ]
     if settings.dev_routes_enabled:
         api_v1.append(PingController)

@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -18,6 +19,8 @@ from namaskah.settings import Settings, SettingsError, get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from namaskah.domain.catalog.schemas import SyncReport
 
 T = TypeVar("T")
 
@@ -64,6 +67,9 @@ def dev(host: str | None, port: int | None, data_dir: str | None) -> None:
     from namaskah.db.migrations import upgrade
 
     upgrade(settings)
+    # Something to buy on a bare machine: the simulator's services, priced like any provider's.
+    if settings.sms_provider == "simulator":
+        _with_sessions(settings, partial(_sync_catalog, settings, None))
     _serve(settings, host or settings.host, port or settings.port, workers=1)
 
 
@@ -192,6 +198,51 @@ def outbox_sweep(older_than: float) -> None:
         return total
 
     click.echo(f"published {_with_sessions(settings, sweep)} job(s)")
+
+
+@main.group()
+def catalog() -> None:
+    """The services for sale."""
+
+
+@catalog.command("sync")
+def catalog_sync() -> None:
+    """Add the provider's services (SMS_PROVIDER), refresh their costs, retire those it dropped."""
+    settings = _settings()
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from namaskah.lib.errors import DomainError
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description} ({task.completed} priced)"), transient=True) as bar:
+        task = bar.add_task("pricing services")
+
+        def priced(service: str) -> None:
+            bar.update(task, advance=1, description=f"priced {service}")
+
+        try:
+            report = _with_sessions(settings, partial(_sync_catalog, settings, priced))
+        except DomainError as exc:
+            click.echo(f"namaskah: {exc.detail}", err=True)
+            sys.exit(1)
+    click.echo(f"catalog: {report.added} added, {report.updated} updated, {report.deactivated} retired")
+
+
+async def _sync_catalog(
+    settings: Settings, progress: Callable[[str], None] | None, sessions: async_sessionmaker[AsyncSession]
+) -> SyncReport:
+    from namaskah.domain.catalog.pricing import ExchangeRates
+    from namaskah.domain.catalog.service import CatalogService
+    from namaskah.providers.factory import build_provider
+
+    provider = build_provider(settings)
+    try:
+        async with sessions() as session:
+            catalog = CatalogService(session=session, rates=ExchangeRates(rates=settings.exchange_rates))
+            report = await catalog.sync(provider, progress=progress)
+            await session.commit()
+    finally:
+        await provider.aclose()
+    return report
 
 
 @main.group()

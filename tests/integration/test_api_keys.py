@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import pytest
 from httpx import AsyncClient
-from litestar import Litestar, get
-from litestar.di import NamedDependency
 from sqlalchemy import select
 
-from namaskah.domain.accounts.deps import account_dependencies
-from namaskah.domain.accounts.principal import Principal
 from namaskah.domain.apikeys.models import ApiKey
 
 PASSWORD = "violet-harbour-lantern-7"
-
-
-@get("/v1/test/wallet-probe", dependencies=account_dependencies)
-async def wallet_probe(principal: NamedDependency[Principal]) -> dict[str, str]:
-    """A route needing the `wallet:read` scope, until the wallet routes exist."""
-    principal.require("wallet:read")
-    return {"user": principal.user.email}
-
-
-@pytest.fixture
-def app(app: Litestar) -> Litestar:
-    app.register(wallet_probe)
-    return app
 
 
 async def session_headers(client: AsyncClient, email: str) -> dict[str, str]:
@@ -62,10 +45,10 @@ async def test_key_acts_as_its_owner_within_its_scopes(client: AsyncClient) -> N
     assert me.status_code == 200, me.text
     assert me.json()["email"] == "ada@example.com"
     assert me.headers["ratelimit-limit"] == "10"  # the owner's tier
-    assert (await client.get("/v1/test/wallet-probe", headers={"X-API-Key": key})).status_code == 200
+    assert (await client.get("/v1/wallet", headers={"X-API-Key": key})).status_code == 200
 
     narrow = (await create_key(client, headers, ["rentals:read"]))["key"]
-    refused = await client.get("/v1/test/wallet-probe", headers={"X-API-Key": narrow})
+    refused = await client.get("/v1/wallet", headers={"X-API-Key": narrow})
     assert refused.status_code == 403
     assert refused.json()["code"] == "insufficient_scope"
 

@@ -36,12 +36,29 @@ async def test_an_operator_edit_applies_to_the_next_request(client: AsyncClient,
     assert "25" in row[1]
 
 
-@pytest.mark.parametrize("body", [{"rate_limit_per_minute": 0}, {"rate_limit_per_minute": "many"}, {"colour": "red"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"rate_limit_per_minute": 0},
+        {"rate_limit_per_minute": "many"},
+        {"colour": "red"},
+        {"discount_bps": 9_001},
+        {"discount_bps": -1},
+    ],
+)
 async def test_invalid_tier_changes_are_422(client: AsyncClient, session_factory, body: dict) -> None:
     ops = await operator_headers(client, session_factory)
     response = await client.patch("/v1/admin/tiers/free", json=body, headers=ops)
     assert response.status_code == 422
     assert response.json()["code"] == "validation_failed"
+
+
+async def test_discounts_are_seeded_and_edited_by_operators(client: AsyncClient, session_factory) -> None:
+    ops = await operator_headers(client, session_factory)
+    tiers = (await client.get("/v1/admin/tiers", headers=ops)).json()["items"]
+    assert {t["name"]: t["discount_bps"] for t in tiers} == {"free": 0, "payg": 0, "pro": 1_000, "enterprise": 2_000}
+    changed = await client.patch("/v1/admin/tiers/payg", json={"discount_bps": 500}, headers=ops)
+    assert (changed.status_code, changed.json()["discount_bps"]) == (200, 500)
 
 
 async def test_unknown_tier_is_404_and_customers_403(client: AsyncClient, session_factory) -> None:

@@ -6,8 +6,10 @@ from namaskah.domain.accounts.email_tokens import AccountToken
 from namaskah.domain.accounts.models import RecoveryCode, RefreshToken, User
 from namaskah.domain.apikeys.models import ApiKey
 from namaskah.domain.audit.models import AuditChainHead, AuditLog
+from namaskah.domain.catalog.models import CatalogEntry
 from namaskah.domain.maintenance.models import Ping
 from namaskah.domain.tiers.models import TierPlan
+from namaskah.domain.wallet.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from namaskah.lib.outbox.models import OutboxMessage
 
 metadata = metadata_registry.get(None)
@@ -17,6 +19,10 @@ __all__ = [
     "ApiKey",
     "AuditChainHead",
     "AuditLog",
+    "CatalogEntry",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransaction",
     "OutboxMessage",
     "Ping",
     "RecoveryCode",

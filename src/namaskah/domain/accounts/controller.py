@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from namaskah.db.session import service_provider
 from namaskah.domain.accounts.deps import account_dependencies
 from namaskah.domain.accounts.email_tokens import AccountEmailService
 from namaskah.domain.accounts.login_throttle import LoginThrottle
@@ -26,10 +27,9 @@ from namaskah.domain.accounts.schemas import (
 )
 from namaskah.domain.accounts.service import AccountService, SessionService
 from namaskah.domain.accounts.two_factor import TwoFactorService
+from namaskah.domain.wallet.service import WalletService
 from namaskah.lib.middleware import client_ip
-
-# Until the ledger exists (the money-path issue) no account can hold credits: every balance is zero.
-WALLET_CURRENCY = "NGN"
+from namaskah.lib.money import CURRENCY
 
 
 class AuthController(Controller):
@@ -74,16 +74,17 @@ class AuthController(Controller):
 class MeController(Controller):
     path = "/v1/me"
     tags = ["accounts"]
-    dependencies = account_dependencies
+    dependencies = {**account_dependencies, "wallet": service_provider(WalletService)}
 
     @get("/", summary="The authenticated account")
-    async def me(self, current_user: NamedDependency[User]) -> Me:
+    async def me(self, current_user: NamedDependency[User], wallet: NamedDependency[WalletService]) -> Me:
+        # The balance changes with every purchase: read it now, never from the cached caller.
         return Me(
             id=current_user.id,
             email=current_user.email,
             tier=current_user.tier,
-            balance=0,
-            currency=WALLET_CURRENCY,
+            balance=await wallet.balance_of(current_user.id),
+            currency=CURRENCY,
             totp_enabled=current_user.totp_enabled,
             kyc_level="none",
         )

@@ -19,6 +19,8 @@ class TierPlan(DefaultBase):
 
     name: Mapped[str] = mapped_column(String(20), primary_key=True)
     rate_limit_per_minute: Mapped[int]
+    # Off the catalog price, in basis points (migration 0009: pro 10%, enterprise 20%).
+    discount_bps: Mapped[int] = mapped_column(default=0, server_default="0")
     rentals: Mapped[bool] = mapped_column(default=False)
     webhooks: Mapped[bool] = mapped_column(default=False)
     area_code_choice: Mapped[bool] = mapped_column(default=False)

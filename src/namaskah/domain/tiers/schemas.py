@@ -13,6 +13,7 @@ from namaskah.domain.tiers.models import TierPlan
 class TierRead(msgspec.Struct, frozen=True):
     name: str
     rate_limit_per_minute: int
+    discount_bps: int
     rentals: bool
     webhooks: bool
     area_code_choice: bool
@@ -23,6 +24,7 @@ class TierRead(msgspec.Struct, frozen=True):
         return cls(
             name=tier.name,
             rate_limit_per_minute=tier.rate_limit_per_minute,
+            discount_bps=tier.discount_bps,
             rentals=tier.rentals,
             webhooks=tier.webhooks,
             area_code_choice=tier.area_code_choice,
@@ -37,6 +39,8 @@ class TierList(msgspec.Struct, frozen=True):
 
 class TierUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    # At most 90% off: a tier never sells below cost by mistake of a keystroke.
+    discount_bps: Annotated[int, msgspec.Meta(ge=0, le=9_000)] | None = None
     rentals: bool | None = None
     webhooks: bool | None = None
     area_code_choice: bool | None = None

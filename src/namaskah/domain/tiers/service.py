@@ -14,7 +14,7 @@ from namaskah.domain.tiers.models import TierPlan
 from namaskah.domain.tiers.schemas import TierUpdate
 from namaskah.lib.errors import DomainError
 
-FIELDS = ("rate_limit_per_minute", "rentals", "webhooks", "area_code_choice")
+FIELDS = ("rate_limit_per_minute", "discount_bps", "rentals", "webhooks", "area_code_choice")
 
 
 class TierNotFound(DomainError):

@@ -1,0 +1,1 @@
+"""The catalog: services for sale, their provider costs, markups and the prices each tier pays."""

@@ -1,0 +1,1 @@
+"""Wallets and the double-entry ledger behind every credit balance."""

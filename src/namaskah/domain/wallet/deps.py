@@ -1,0 +1,24 @@
+"""Dependencies of the wallet routes: the caller's wallet service, and the operators' one for grants."""
+
+from __future__ import annotations
+
+from litestar.di import NamedDependency, Provide
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from namaskah.db.session import service_provider
+from namaskah.domain.accounts.deps import account_dependencies
+from namaskah.domain.accounts.models import User
+from namaskah.domain.admin.deps import admin_dependencies
+from namaskah.domain.wallet.service import WalletService
+
+
+def provide_admin_wallet(db_session: NamedDependency[AsyncSession], operator: NamedDependency[User]) -> WalletService:
+    """Built from `operator`, like every admin service, so no grant handler runs for a caller who is not one."""
+    return WalletService(session=db_session)
+
+
+wallet_dependencies = {**account_dependencies, "wallet": service_provider(WalletService)}
+admin_wallet_dependencies = {
+    **admin_dependencies,
+    "admin_wallet": Provide(provide_admin_wallet, sync_to_thread=False),
+}
