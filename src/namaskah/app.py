@@ -43,6 +43,7 @@ from namaskah.lib.redis_client import async_redis
 from namaskah.lib.security.passwords import PasswordHasher
 from namaskah.lib.security.tokens import AccessTokenCodec
 from namaskah.lib.stamps import StampBook
+from namaskah.providers.simulator_controller import SimulatorController
 from namaskah.settings import Settings, get_settings
 
 logger = get_logger(__name__)
@@ -100,7 +101,7 @@ def create_app(
         CatalogController,
     ]
     if settings.dev_routes_enabled:
-        api_v1.append(PingController)
+        api_v1.extend([PingController, SimulatorController])
     # Only /v1 is rate limited: probes and scrapes pay nothing for it. A before_request hook rather than a guard
     # (Litestar copies the handler for every guard call); a controller must not set its own before_request.
     route_handlers: list[ControllerRouterHandler] = [

@@ -234,7 +234,7 @@ async def _sync_catalog(
     from namaskah.domain.catalog.service import CatalogService
     from namaskah.providers.factory import build_provider
 
-    provider = build_provider(settings)
+    provider = build_provider(settings, sessions)
     try:
         async with sessions() as session:
             catalog = CatalogService(session=session, rates=ExchangeRates(rates=settings.exchange_rates))

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from namaskah.domain.catalog.models import CatalogEntry
 from namaskah.domain.catalog.pricing import ExchangeRates
 from namaskah.domain.catalog.service import CatalogService, UnknownService
-from namaskah.providers.errors import ProviderUnavailable
 from namaskah.providers.simulator import SERVICES, SimulatorProvider
 from tests.support.databases import run_cli, settings_env
 
@@ -33,7 +32,7 @@ class ShrunkSimulator(SimulatorProvider):
 
 async def synced(session_factory: async_sessionmaker[AsyncSession], provider: SimulatorProvider | None = None):  # type: ignore[no-untyped-def]
     async with session_factory() as session:
-        report = await CatalogService(session=session, rates=RATES).sync(provider or SimulatorProvider())
+        report = await CatalogService(session=session, rates=RATES).sync(provider or SimulatorProvider(session_factory))
         await session.commit()
     return report
 
@@ -44,7 +43,7 @@ async def test_sync_adds_then_refreshes_and_retires_without_touching_our_markup(
     async with session_factory() as session:
         await session.execute(text("UPDATE services SET markup_bps = 20000 WHERE slug = 'whatsapp'"))
         await session.commit()
-    second = await synced(session_factory, ShrunkSimulator())
+    second = await synced(session_factory, ShrunkSimulator(session_factory))
     assert (second.added, second.updated, second.deactivated) == (0, len(SERVICES) - 1, 1)
     async with session_factory() as session:
         rows = {e.slug: e for e in (await session.scalars(select(CatalogEntry))).all()}
@@ -85,8 +84,8 @@ async def test_prices_depend_on_the_callers_tier_and_match_the_quote(
 
 
 async def test_retired_and_unknown_services_are_not_for_sale(client: httpx.AsyncClient, session_factory) -> None:
-    await synced(session_factory, ShrunkSimulator())
-    await synced(session_factory, ShrunkSimulator())
+    await synced(session_factory, ShrunkSimulator(session_factory))
+    await synced(session_factory, ShrunkSimulator(session_factory))
     async with session_factory() as session:
         await session.execute(text("UPDATE services SET active = false WHERE slug = 'telegram'"))
         await session.commit()
@@ -105,11 +104,6 @@ async def test_retired_and_unknown_services_are_not_for_sale(client: httpx.Async
 async def test_a_bad_credential_is_refused_rather_than_priced_as_anonymous(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/services", headers={"Authorization": "Bearer not-a-token"})
     assert response.status_code == 401
-
-
-async def test_the_simulator_does_not_pretend_to_sell_numbers() -> None:
-    with pytest.raises(ProviderUnavailable, match="does not sell numbers yet"):
-        await SimulatorProvider().acquire("WhatsApp", idempotency_key="k")
 
 
 def test_catalog_sync_command(isolated_database: str) -> None:

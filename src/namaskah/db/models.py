@@ -11,6 +11,7 @@ from namaskah.domain.maintenance.models import Ping
 from namaskah.domain.tiers.models import TierPlan
 from namaskah.domain.wallet.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from namaskah.lib.outbox.models import OutboxMessage
+from namaskah.providers.simulator_models import SimulatorMessage, SimulatorReservation
 
 metadata = metadata_registry.get(None)
 
@@ -27,6 +28,8 @@ __all__ = [
     "Ping",
     "RecoveryCode",
     "RefreshToken",
+    "SimulatorMessage",
+    "SimulatorReservation",
     "TierPlan",
     "User",
     "metadata",
