@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from namaskah.db.session import service_provider
 from namaskah.domain.accounts.deps import account_dependencies
 from namaskah.domain.accounts.email_tokens import AccountEmailService
 from namaskah.domain.accounts.login_throttle import LoginThrottle
@@ -27,7 +26,7 @@ from namaskah.domain.accounts.schemas import (
 )
 from namaskah.domain.accounts.service import AccountService, SessionService
 from namaskah.domain.accounts.two_factor import TwoFactorService
-from namaskah.domain.wallet.service import WalletService
+from namaskah.domain.wallet.deps import provide_balance
 from namaskah.lib.middleware import client_ip
 from namaskah.lib.money import CURRENCY
 
@@ -74,16 +73,16 @@ class AuthController(Controller):
 class MeController(Controller):
     path = "/v1/me"
     tags = ["accounts"]
-    dependencies = {**account_dependencies, "wallet": service_provider(WalletService)}
+    dependencies = {**account_dependencies, "balance": Provide(provide_balance)}
 
     @get("/", summary="The authenticated account")
-    async def me(self, current_user: NamedDependency[User], wallet: NamedDependency[WalletService]) -> Me:
-        # The balance changes with every purchase: read it now, never from the cached caller.
+    async def me(self, current_user: NamedDependency[User], balance: NamedDependency[int]) -> Me:
+        # The balance changes with every purchase: read now, never from the cached caller.
         return Me(
             id=current_user.id,
             email=current_user.email,
             tier=current_user.tier,
-            balance=await wallet.balance_of(current_user.id),
+            balance=balance,
             currency=CURRENCY,
             totp_enabled=current_user.totp_enabled,
             kyc_level="none",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,6 +11,13 @@ from namaskah.domain.accounts.deps import account_dependencies
 from namaskah.domain.accounts.models import User
 from namaskah.domain.admin.deps import admin_dependencies
 from namaskah.domain.wallet.service import WalletService
+
+
+async def provide_balance(current_user: NamedDependency[User], state: State) -> int:
+    """The caller's balance now, for answers that show it: a read session of its own, without the request's unit
+    of work (nothing to commit), which costs a read-only route most of its time."""
+    async with state.session_factory() as session:
+        return await WalletService(session=session).balance_of(current_user.id)
 
 
 def provide_admin_wallet(db_session: NamedDependency[AsyncSession], operator: NamedDependency[User]) -> WalletService:
