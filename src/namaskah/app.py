@@ -31,6 +31,8 @@ from namaskah.domain.catalog.controller import CatalogController
 from namaskah.domain.health.controller import HealthController
 from namaskah.domain.maintenance.controller import PingController
 from namaskah.domain.tiers.controller import AdminTierController
+from namaskah.domain.verifications.controller import VerificationController
+from namaskah.domain.verifications.sweeper import run_expiry_sweeper
 from namaskah.domain.wallet.controller import AdminCreditController, WalletController
 from namaskah.lib.errors import exception_handlers
 from namaskah.lib.logging import configure_logging, get_logger
@@ -71,6 +73,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def background_work(_: Litestar) -> AsyncIterator[None]:
         sweeper = _start_sweeper(settings, relay)
+        expirer = _start_expiry_sweeper(settings, relay)
         worker = _start_in_process_worker(broker) if in_process_worker else None
         # What start-up built lives as long as the process: keep it out of every full collection, whose pause
         # would otherwise grow with it and show in the slowest requests.
@@ -78,10 +81,11 @@ def create_app(
         try:
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+            for task in (sweeper, expirer):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if worker is not None:
                 await asyncio.to_thread(worker.stop)
             if redis is not None:
@@ -99,6 +103,7 @@ def create_app(
         WalletController,
         AdminCreditController,
         CatalogController,
+        VerificationController,
     ]
     if settings.dev_routes_enabled:
         api_v1.extend([PingController, SimulatorController])
@@ -158,6 +163,13 @@ def _start_sweeper(settings: Settings, relay: OutboxRelay) -> asyncio.Task[None]
         ),
         name="outbox-sweeper",
     )
+
+
+def _start_expiry_sweeper(settings: Settings, relay: OutboxRelay) -> asyncio.Task[None] | None:
+    if settings.verification_expiry_sweep_interval <= 0:
+        return None
+    sweep = run_expiry_sweeper(relay, interval=settings.verification_expiry_sweep_interval)
+    return asyncio.create_task(sweep, name="verification-expiry-sweeper")
 
 
 def _start_in_process_worker(broker: dramatiq.Broker) -> dramatiq.Worker:

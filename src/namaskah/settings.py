@@ -74,6 +74,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     password_reset_ttl: Annotated[int, msgspec.Meta(ge=300, le=86_400)] = 3600
     fx_rates: str = "USD=1600"
     sms_provider: Literal["simulator", "textverified"] = "simulator"
+    verification_window: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 900
+    verification_poll_interval: PositiveFloat = 5.0
+    verification_events_interval: PositiveFloat = 1.0
+    verification_expiry_sweep_interval: NonNegativeFloat = 30.0
     textverified_base_url: str = "https://www.textverified.com"
     textverified_username: str = ""
     textverified_api_key: str = ""

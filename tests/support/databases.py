@@ -32,6 +32,7 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "APP_ENV": "test",
         "DATABASE_URL": database_url(SHARED_DB),
         "OUTBOX_SWEEP_INTERVAL": "0",
+        "VERIFICATION_EXPIRY_SWEEP_INTERVAL": "0",  # tests that want the sweeper turn it on
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
         "DATA_DIR": str(ROOT / "var" / "test"),

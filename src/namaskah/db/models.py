@@ -9,6 +9,7 @@ from namaskah.domain.audit.models import AuditChainHead, AuditLog
 from namaskah.domain.catalog.models import CatalogEntry
 from namaskah.domain.maintenance.models import Ping
 from namaskah.domain.tiers.models import TierPlan
+from namaskah.domain.verifications.models import Verification, VerificationMessage
 from namaskah.domain.wallet.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from namaskah.lib.outbox.models import OutboxMessage
 from namaskah.providers.simulator_models import SimulatorMessage, SimulatorReservation
@@ -32,5 +33,7 @@ __all__ = [
     "SimulatorReservation",
     "TierPlan",
     "User",
+    "Verification",
+    "VerificationMessage",
     "metadata",
 ]

@@ -5,17 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import Insert
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
+from namaskah.db.upsert import insert_or_skip
 from namaskah.domain.accounts.models import User
 from namaskah.domain.admin.service import UserNotFound
 from namaskah.domain.audit.service import AuditService
@@ -173,10 +171,10 @@ class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccoun
         # The reference goes in first: a concurrent twin waits here on the unique index until this transaction
         # ends, then finds the reference taken, so it answers "already booked" and never touches the balance.
         inserted = await session.scalars(
-            _insert_ignoring(
+            insert_or_skip(
                 session,
                 LedgerTransaction,
-                "reference",
+                ["reference"],
                 id=uuid7(),
                 reference=reference,
                 kind=kind.value,
@@ -237,10 +235,10 @@ class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccoun
     async def _open_wallet(self, user_id: uuid.UUID) -> None:
         """Create the wallet unless it exists; concurrent first credits create exactly one."""
         await self._session.execute(
-            _insert_ignoring(
+            insert_or_skip(
                 self._session,
                 LedgerAccount,
-                "user_id",
+                ["user_id"],
                 id=uuid7(),
                 user_id=user_id,
                 currency=CURRENCY,
@@ -269,13 +267,3 @@ def _require_positive(amount: int) -> None:
     """A negative debit would be a credit in disguise: refuse it loudly (a bug in the caller, not user input)."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise ValueError(f"a booking moves a positive whole number of minor units, not {amount!r}")
-
-
-def _insert_ignoring(session: AsyncSession, model: type[Any], unique_column: str, **values: Any) -> Insert:
-    """INSERT ... ON CONFLICT (unique_column) DO NOTHING, in the dialect of the session's database."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model).values(**values).on_conflict_do_nothing(index_elements=[unique_column])
-    if dialect == "sqlite":
-        return sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=[unique_column])
-    raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
