@@ -36,6 +36,15 @@ def parse(stream: str) -> list[tuple[str, dict]]:
     return events
 
 
+async def funded_purchase(client: AsyncClient, sessions: Sessions, *, sync: bool = True) -> tuple[dict, str]:
+    """A customer who bought one verification with just enough credits: their headers and its id."""
+    if sync:
+        await synced(sessions)
+    headers, user_id = await customer(client, sessions)
+    await fund(sessions, user_id, await price_of(sessions))
+    return headers, await buy(client, headers)
+
+
 async def buy(client: AsyncClient, headers: dict) -> str:
     response = await client.post("/v1/verifications", json={"service": "whatsapp"}, headers=headers)
     assert response.status_code == 201, response.text
@@ -66,10 +75,7 @@ async def live(isolated_database: str) -> AsyncIterator[tuple[AsyncClient, Sessi
 async def test_a_finished_verification_streams_its_message_and_status_then_ends(
     client: AsyncClient, session_factory: Sessions
 ) -> None:
-    await synced(session_factory)
-    headers, user_id = await customer(client, session_factory)
-    await fund(session_factory, user_id, await price_of(session_factory))
-    verification_id = await buy(client, headers)
+    headers, verification_id = await funded_purchase(client, session_factory)
     await complete(session_factory, verification_id, "Your WhatsApp code is 482913")
     response = await client.get(f"/v1/verifications/{verification_id}/events", headers=headers)
     assert response.status_code == 200
@@ -82,9 +88,7 @@ async def test_a_finished_verification_streams_its_message_and_status_then_ends(
 
 async def test_changes_made_elsewhere_reach_an_open_stream(live: tuple[AsyncClient, Sessions]) -> None:
     client, sessions = live
-    headers, user_id = await customer(client, sessions)
-    await fund(sessions, user_id, await price_of(sessions))
-    verification_id = await buy(client, headers)
+    headers, verification_id = await funded_purchase(client, sessions, sync=False)
     stream = asyncio.create_task(client.get(f"/v1/verifications/{verification_id}/events", headers=headers))
     await asyncio.sleep(0.3)  # the stream has sent `pending` and is watching
     assert not stream.done()
@@ -99,10 +103,7 @@ async def test_changes_made_elsewhere_reach_an_open_stream(live: tuple[AsyncClie
 async def test_another_users_stream_is_404_and_a_key_needs_the_read_scope(
     client: AsyncClient, session_factory: Sessions
 ) -> None:
-    await synced(session_factory)
-    headers, user_id = await customer(client, session_factory)
-    await fund(session_factory, user_id, await price_of(session_factory))
-    verification_id = await buy(client, headers)
+    headers, verification_id = await funded_purchase(client, session_factory)
     intruder, _ = await customer(client, session_factory, "eve@example.com")
     refused = await client.get(f"/v1/verifications/{verification_id}/events", headers=intruder)
     assert (refused.status_code, refused.json()["code"]) == (404, "verification_not_found")
