@@ -8,6 +8,6 @@ from namaskah.lib.queue import setup_jobs
 runtime = setup_jobs()
 broker = runtime.broker
 
-from jobs import mail, maintenance, verifications  # noqa: E402 - actors bind to the broker configured above
+from jobs import mail, maintenance, rentals, verifications  # noqa: E402 - actors bind to the broker configured above
 
-__all__ = ["broker", "mail", "maintenance", "runtime", "verifications"]
+__all__ = ["broker", "mail", "maintenance", "rentals", "runtime", "verifications"]

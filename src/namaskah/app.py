@@ -30,6 +30,8 @@ from namaskah.domain.audit.controller import AuditLogController
 from namaskah.domain.catalog.controller import CatalogController
 from namaskah.domain.health.controller import HealthController
 from namaskah.domain.maintenance.controller import PingController
+from namaskah.domain.rentals.controller import RentalController
+from namaskah.domain.rentals.sweeper import run_rental_sweeper
 from namaskah.domain.tiers.controller import AdminTierController
 from namaskah.domain.verifications.controller import VerificationController
 from namaskah.domain.verifications.sweeper import run_expiry_sweeper
@@ -74,14 +76,18 @@ def create_app(
     async def background_work(_: Litestar) -> AsyncIterator[None]:
         sweeper = _start_sweeper(settings, relay)
         expirer = _start_expiry_sweeper(settings, relay)
+        renter = _start_rental_sweeper(settings, relay)
         worker = _start_in_process_worker(broker) if in_process_worker else None
         # What start-up built lives as long as the process: keep it out of every full collection, whose pause
-        # would otherwise grow with it and show in the slowest requests.
-        gc.freeze()
+        # would otherwise grow with it and show in the slowest requests. Once per process (frozen objects are
+        # never collected, so a process starting many apps, like the test suite, must not freeze each one).
+        if not gc.get_freeze_count():
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
-            for task in (sweeper, expirer):
+            for task in (sweeper, expirer, renter):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -104,6 +110,7 @@ def create_app(
         AdminCreditController,
         CatalogController,
         VerificationController,
+        RentalController,
     ]
     if settings.dev_routes_enabled:
         api_v1.extend([PingController, SimulatorController])
@@ -170,6 +177,13 @@ def _start_expiry_sweeper(settings: Settings, relay: OutboxRelay) -> asyncio.Tas
         return None
     sweep = run_expiry_sweeper(relay, interval=settings.verification_expiry_sweep_interval)
     return asyncio.create_task(sweep, name="verification-expiry-sweeper")
+
+
+def _start_rental_sweeper(settings: Settings, relay: OutboxRelay) -> asyncio.Task[None] | None:
+    if settings.rental_sweep_interval <= 0:
+        return None
+    sweep = run_rental_sweeper(relay, interval=settings.rental_sweep_interval)
+    return asyncio.create_task(sweep, name="rental-sweeper")
 
 
 def _start_in_process_worker(broker: dramatiq.Broker) -> dramatiq.Worker:

@@ -78,6 +78,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     verification_poll_interval: PositiveFloat = 5.0
     verification_events_interval: PositiveFloat = 1.0
     verification_expiry_sweep_interval: NonNegativeFloat = 30.0
+    rental_sweep_interval: NonNegativeFloat = 60.0
+    rental_poll_interval: PositiveFloat = 30.0
     textverified_base_url: str = "https://www.textverified.com"
     textverified_username: str = ""
     textverified_api_key: str = ""

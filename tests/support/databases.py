@@ -33,6 +33,7 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": database_url(SHARED_DB),
         "OUTBOX_SWEEP_INTERVAL": "0",
         "VERIFICATION_EXPIRY_SWEEP_INTERVAL": "0",  # tests that want the sweeper turn it on
+        "RENTAL_SWEEP_INTERVAL": "0",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
         "DATA_DIR": str(ROOT / "var" / "test"),

@@ -8,6 +8,7 @@ from namaskah.domain.apikeys.models import ApiKey
 from namaskah.domain.audit.models import AuditChainHead, AuditLog
 from namaskah.domain.catalog.models import CatalogEntry
 from namaskah.domain.maintenance.models import Ping
+from namaskah.domain.rentals.models import Rental, RentalMessage
 from namaskah.domain.tiers.models import TierPlan
 from namaskah.domain.verifications.models import Verification, VerificationMessage
 from namaskah.domain.wallet.models import LedgerAccount, LedgerEntry, LedgerTransaction
@@ -29,6 +30,8 @@ __all__ = [
     "Ping",
     "RecoveryCode",
     "RefreshToken",
+    "Rental",
+    "RentalMessage",
     "SimulatorMessage",
     "SimulatorReservation",
     "TierPlan",

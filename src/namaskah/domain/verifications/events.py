@@ -35,9 +35,7 @@ async def follow(
     status, seen, quiet_since = "", 0, time.monotonic()
     while True:
         async with sessions() as session:
-            service = VerificationService(session=session)
-            verification = await service.get_for(user_id, verification_id)
-            messages = (await service.messages_of([verification_id]))[verification_id]
+            verification, messages = await VerificationService(session=session).snapshot(user_id, verification_id)
         current = VerificationRead.of(verification, messages)
         for message in messages[seen:]:
             yield _event("message", MessageRead(text=message.text, code=message.code, received_at=message.received_at))

@@ -170,6 +170,23 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
             raise VerificationNotFound(f"No verification {verification_id}")
         return found
 
+    async def snapshot(
+        self, user_id: uuid.UUID, verification_id: uuid.UUID
+    ) -> tuple[Verification, list[VerificationMessage]]:
+        """The caller's verification and its messages read by one statement: one snapshot, so a message committed
+        between two reads never shows beside the status the verification had before it."""
+        query = (
+            select(_V, _M)
+            .outerjoin(_M, _M.verification_id == _V.id)
+            .where(_V.id == verification_id, _V.user_id == user_id)
+            .order_by(_M.received_at, _M.id)
+            .execution_options(populate_existing=True)
+        )
+        rows = (await self._session.execute(query)).all()
+        if not rows:
+            raise VerificationNotFound(f"No verification {verification_id}")
+        return rows[0][0], [message for _, message in rows if message is not None]
+
     async def list_for(self, user_id: uuid.UUID, *, limit: int, offset: int) -> tuple[Sequence[Verification], int]:
         """Newest first (ids are UUIDv7, so they sort by creation)."""
         rows = await self._session.scalars(

@@ -1,0 +1,380 @@
+"""Renting a number and every change after it: each a conditional UPDATE (so of two concurrent changes exactly one
+wins) booked in the ledger under a reference of its own, so that a rerun charges or refunds nothing twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from namaskah.db.base import utcnow
+from namaskah.db.upsert import insert_or_skip
+from namaskah.domain.catalog.pricing import ExchangeRates
+from namaskah.domain.catalog.service import CatalogService
+from namaskah.domain.rentals.jobs import AcquireRental, ExtendAtProvider, PollRentalMessages, ReleaseAtProvider
+from namaskah.domain.rentals.models import Rental, RentalMessage, RentalStatus
+from namaskah.domain.rentals.schemas import RentalCreate
+from namaskah.domain.tiers.models import TierPlan
+from namaskah.domain.verifications.service import parse_code
+from namaskah.domain.wallet.models import EntryKind
+from namaskah.domain.wallet.service import InsufficientCredits, WalletService
+from namaskah.lib.errors import DomainError
+from namaskah.lib.logging import get_logger
+from namaskah.lib.outbox.service import OutboxService
+from namaskah.providers.base import ProviderMessage, ProviderNumber
+
+logger = get_logger(__name__)
+
+DAY = timedelta(days=1)
+ACTIVE = RentalStatus.ACTIVE.value
+# A compare-and-set that lost to a concurrent change reads the row again this many times before answering 409.
+_ATTEMPTS = 3
+
+_R = Rental
+_M = RentalMessage
+
+
+class RentalNotFound(DomainError):
+    status_code = 404
+    code = "rental_not_found"
+    title = "Rental not found"
+
+
+class FeatureNotInTier(DomainError):
+    status_code = 403
+    code = "feature_not_in_tier"
+    title = "Feature not in your tier"
+
+
+class UnsupportedRentalDays(DomainError):
+    status_code = 422
+    code = "unsupported_rental_days"
+    title = "Unsupported rental length"
+
+
+class RentalNotActive(DomainError):
+    status_code = 409
+    code = "rental_not_active"
+    title = "Rental is not active"
+
+
+def charge_reference(rental_id: uuid.UUID) -> str:
+    return f"rental:{rental_id}"
+
+
+def refund_reference(rental_id: uuid.UUID) -> str:
+    # The whole price back when the provider refused: one reference for every way a rental can fail.
+    return f"rental:{rental_id}:refund"
+
+
+def extend_reference(rental_id: uuid.UUID, n: int) -> str:
+    return f"rental:{rental_id}:extend:{n}"
+
+
+def release_reference(rental_id: uuid.UUID) -> str:
+    return f"rental:{rental_id}:release"
+
+
+def renew_reference(rental_id: uuid.UUID, ends_at: datetime) -> str:
+    # Keyed on the end being renewed: a second sweep over the same end books nothing more.
+    return f"rental:{rental_id}:renew:{ends_at.isoformat()}"
+
+
+def unused_days(ends_at: datetime, now: datetime) -> int:
+    """Whole days left; a started day is used."""
+    return max(0, (ends_at - now) // DAY)
+
+
+class RentalRepository(SQLAlchemyAsyncRepository[Rental]):
+    model_type = Rental
+
+
+class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
+    """Joins the caller's transaction; jobs are requested through the outbox, so none leaves before the commit."""
+
+    repository_type = RentalRepository
+
+    def __init__(
+        self, *, rates: ExchangeRates | None = None, rental_days: frozenset[int] = frozenset(), **kwargs: object
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.rates = rates
+        self.rental_days = rental_days
+
+    @property
+    def _session(self) -> AsyncSession:
+        session = self.repository.session
+        return session if isinstance(session, AsyncSession) else session()
+
+    # --- the customer's requests --------------------------------------------------------------------------
+
+    async def rent(self, user_id: uuid.UUID, tier: str, request: RentalCreate) -> Rental:
+        """Charge the quote and request the number: the provider is called by the `rentals.acquire` job."""
+        session = self._session
+        if not await session.scalar(select(TierPlan.rentals).where(TierPlan.name == tier)):
+            raise FeatureNotInTier(f"The {tier!r} tier does not include rentals")
+        self._check_days(request.days)
+        if self.rates is None:
+            raise RuntimeError("a rental needs the exchange rates")
+        catalog = CatalogService(session=session, rates=self.rates)
+        quote = await catalog.quote_rental(request.service, tier, request.days)
+        now = utcnow()
+        rental = Rental(
+            id=uuid7(),
+            user_id=user_id,
+            service=quote.entry.slug,
+            service_name=quote.entry.name,
+            provider=quote.entry.provider,
+            provider_service=quote.entry.provider_service,
+            status=RentalStatus.PENDING.value,
+            days=request.days,
+            price=quote.price,
+            price_per_day=quote.price // request.days,
+            currency=quote.currency,
+            auto_renew=request.auto_renew,
+            extensions=0,
+            # Provisional: the paid period starts again when the number is assigned.
+            starts_at=now,
+            ends_at=now + request.days * DAY,
+        )
+        # A savepoint: a short wallet leaves no row behind even if the caller commits what else it did.
+        async with session.begin_nested():
+            session.add(rental)
+            await session.flush()
+            if rental.price > 0:
+                await WalletService(session=session).debit(
+                    user_id, rental.price, kind=EntryKind.RENTAL, reference=charge_reference(rental.id)
+                )
+        await OutboxService(session=session).request(AcquireRental(rental_id=rental.id))
+        logger.info("rental_created", rental_id=str(rental.id), price=rental.price, days=rental.days)
+        return rental
+
+    async def extend(self, user_id: uuid.UUID, rental_id: uuid.UUID, days: int) -> Rental:
+        """Charge `days` at the rental's day rate and move its end; 409 `rental_not_active` unless active."""
+        self._check_days(days)
+        for _ in range(_ATTEMPTS):
+            rental = await self.get_for(user_id, rental_id)
+            if rental.status != ACTIVE or rental.provider_id is None:
+                raise RentalNotActive("Only an active rental can be extended")
+            n, charge = rental.extensions + 1, rental.price_per_day * days
+            async with self._session.begin_nested():
+                moved = await self._set(
+                    rental_id,
+                    _R.status == ACTIVE,
+                    _R.extensions == rental.extensions,
+                    _R.ends_at == rental.ends_at,
+                    extensions=n,
+                    ends_at=rental.ends_at + days * DAY,
+                    price=rental.price + charge,
+                )
+                if moved and charge > 0:
+                    await WalletService(session=self._session).debit(
+                        user_id, charge, kind=EntryKind.RENTAL, reference=extend_reference(rental_id, n)
+                    )
+            if moved:
+                job = ExtendAtProvider(rental_id=rental_id, provider_id=rental.provider_id, days=days)
+                await OutboxService(session=self._session).request(job)
+                logger.info("rental_extended", rental_id=str(rental_id), days=days, price=charge)
+                return await self.get_for(user_id, rental_id)
+        raise RentalNotActive("The rental changed during the extension; try again")
+
+    async def release(self, user_id: uuid.UUID, rental_id: uuid.UUID, *, now: datetime | None = None) -> Rental:
+        """End an active rental now, refunding its whole unused days at the rate paid; 409 unless active."""
+        now = now or utcnow()
+        rental = await self.get_for(user_id, rental_id)
+        moved = await self._set(
+            rental_id, _R.user_id == user_id, _R.status == ACTIVE, _R.ends_at == rental.ends_at, status="released"
+        )
+        if not moved:
+            raise RentalNotActive("Only an active rental can be released")
+        refund = rental.price_per_day * unused_days(rental.ends_at, now)
+        if refund > 0:
+            await WalletService(session=self._session).credit(
+                user_id, refund, kind=EntryKind.RENTAL_REFUND, reference=release_reference(rental_id)
+            )
+        if rental.provider_id is not None:
+            job = ReleaseAtProvider(rental_id=rental_id, provider_id=rental.provider_id)
+            await OutboxService(session=self._session).request(job)
+        logger.info("rental_released", rental_id=str(rental_id), refund=refund)
+        return await self.get_for(user_id, rental_id)
+
+    # --- reads --------------------------------------------------------------------------------------------
+
+    async def get_for(self, user_id: uuid.UUID, rental_id: uuid.UUID) -> Rental:
+        """The caller's rental; another user's is as missing as one that does not exist."""
+        query = select(_R).where(_R.id == rental_id, _R.user_id == user_id).execution_options(populate_existing=True)
+        found = (await self._session.scalars(query)).one_or_none()
+        if found is None:
+            raise RentalNotFound(f"No rental {rental_id}")
+        return found
+
+    async def list_for(self, user_id: uuid.UUID, *, limit: int, offset: int) -> tuple[Sequence[Rental], int]:
+        """Newest first (ids are UUIDv7, so they sort by creation)."""
+        rows = await self._session.scalars(
+            select(_R).where(_R.user_id == user_id).order_by(_R.id.desc()).limit(limit).offset(offset)
+        )
+        total = await self._session.scalar(select(func.count()).select_from(_R).where(_R.user_id == user_id))
+        return rows.all(), total or 0
+
+    async def messages_for(
+        self, user_id: uuid.UUID, rental_id: uuid.UUID, *, limit: int, offset: int
+    ) -> tuple[Sequence[RentalMessage], int]:
+        """The rental's messages, oldest first."""
+        await self.get_for(user_id, rental_id)
+        mine = _M.rental_id == rental_id
+        rows = await self._session.scalars(
+            select(_M).where(mine).order_by(_M.received_at, _M.id).limit(limit).offset(offset)
+        )
+        total = await self._session.scalar(select(func.count()).select_from(_M).where(mine))
+        return rows.all(), total or 0
+
+    async def load(self, rental_id: uuid.UUID) -> Rental | None:
+        query = select(_R).where(_R.id == rental_id).execution_options(populate_existing=True)
+        return (await self._session.scalars(query)).one_or_none()
+
+    # --- what the jobs and the sweeper report -------------------------------------------------------------
+
+    async def assign(self, rental_id: uuid.UUID, number: ProviderNumber, *, now: datetime | None = None) -> bool:
+        """Record the rented number, start the paid period now and start polling; False when the rental is no
+        longer pending (the caller then gives the number back)."""
+        rental = await self.load(rental_id)
+        if rental is None:
+            return False
+        now = now or utcnow()
+        moved = await self._set(
+            rental_id,
+            _R.status == RentalStatus.PENDING.value,
+            status=ACTIVE,
+            provider_id=number.provider_id,
+            phone_number=number.phone_number,
+            starts_at=now,
+            ends_at=now + rental.days * DAY,
+        )
+        if moved:
+            await OutboxService(session=self._session).request(PollRentalMessages(rental_id=rental_id))
+        return moved
+
+    async def fail(self, rental_id: uuid.UUID, reason: str) -> bool:
+        """The provider refused: failed and the whole price refunded, once, unless it is no longer pending."""
+        row = (
+            await self._session.execute(
+                update(_R)
+                .where(_R.id == rental_id, _R.status == RentalStatus.PENDING.value)
+                .values(status=RentalStatus.FAILED.value, failure_reason=reason[:200], updated_at=utcnow())
+                .returning(_R.user_id, _R.price)
+                .execution_options(synchronize_session=False)
+            )
+        ).one_or_none()
+        if row is None:
+            return False
+        if row.price > 0:
+            await WalletService(session=self._session).credit(
+                row.user_id, row.price, kind=EntryKind.RENTAL_REFUND, reference=refund_reference(rental_id)
+            )
+        logger.info("rental_failed", rental_id=str(rental_id), reason=reason)
+        return True
+
+    async def record_messages(self, rental_id: uuid.UUID, messages: Sequence[ProviderMessage]) -> int:
+        """Store every new message (one seen before is skipped); how many were new."""
+        session, stored = self._session, 0
+        for message in messages:
+            code = message.code or parse_code(message.text) or None
+            values: dict[str, Any] = {
+                "id": uuid7(),
+                "rental_id": rental_id,
+                "provider_message_id": message.provider_id[:64],
+                "text": message.text[:1600],
+                "code": code[:8] if code else None,
+                "received_at": message.received_at,
+            }
+            result = await session.execute(insert_or_skip(session, _M, ("rental_id", "provider_message_id"), **values))
+            stored += getattr(result, "rowcount", 0) or 0
+        if stored:
+            logger.info("rental_messages_recorded", rental_id=str(rental_id), count=stored)
+        return stored
+
+    async def expire_due(self, now: datetime) -> int:
+        """Active rentals past their end expire; auto-renewing ones are `renew_due`'s (renewed or lapsed)."""
+        result = await self._session.execute(
+            update(_R)
+            .where(_R.status == ACTIVE, _R.auto_renew.is_(False), _R.ends_at <= now)
+            .values(status=RentalStatus.EXPIRED.value, updated_at=now)
+            .returning(_R.id)
+            .execution_options(synchronize_session=False)
+        )
+        count = len(result.all())
+        if count:
+            logger.info("rentals_expired", count=count)
+        return count
+
+    async def renew_due(self, now: datetime, horizon: timedelta) -> tuple[int, int]:
+        """Renew auto-renewing active rentals ending within `horizon` for their period again (charged once per
+        end, so keep `horizon` shorter than the shortest period); a wallet that can not pay is tried again each
+        sweep until the end, where the rental lapses. Answers (renewed, lapsed)."""
+        due = (
+            await self._session.scalars(
+                select(_R).where(_R.status == ACTIVE, _R.auto_renew.is_(True), _R.ends_at <= now + horizon)
+            )
+        ).all()
+        renewed = lapsed = 0
+        for rental in due:
+            if await self._renew(rental):
+                renewed += 1
+            elif rental.ends_at <= now and await self._set(
+                rental.id, _R.status == ACTIVE, _R.ends_at == rental.ends_at, status=RentalStatus.LAPSED.value
+            ):
+                lapsed += 1
+                logger.info("rental_lapsed", rental_id=str(rental.id))
+        return renewed, lapsed
+
+    # --- internals ----------------------------------------------------------------------------------------
+
+    async def _renew(self, rental: Rental) -> bool:
+        """False when the wallet is short (nothing written) or the rental changed meanwhile."""
+        charge = rental.price_per_day * rental.days
+        try:
+            async with self._session.begin_nested():
+                moved = await self._set(
+                    rental.id,
+                    _R.status == ACTIVE,
+                    _R.ends_at == rental.ends_at,
+                    ends_at=rental.ends_at + rental.days * DAY,
+                    price=rental.price + charge,
+                )
+                if moved and charge > 0:
+                    reference = renew_reference(rental.id, rental.ends_at)
+                    await WalletService(session=self._session).debit(
+                        rental.user_id, charge, kind=EntryKind.RENTAL, reference=reference
+                    )
+        except InsufficientCredits:
+            return False
+        if moved and rental.provider_id is not None:
+            job = ExtendAtProvider(rental_id=rental.id, provider_id=rental.provider_id, days=rental.days)
+            await OutboxService(session=self._session).request(job)
+            logger.info("rental_renewed", rental_id=str(rental.id), price=charge)
+        return moved
+
+    async def _set(self, rental_id: uuid.UUID, *conditions: ColumnElement[bool], **values: Any) -> bool:
+        """One conditional UPDATE: of concurrent changes of one row, the row lock lets exactly one match."""
+        row = (
+            await self._session.execute(
+                update(_R)
+                .where(_R.id == rental_id, *conditions)
+                .values(updated_at=utcnow(), **values)
+                .returning(_R.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).one_or_none()
+        return row is not None
+
+    def _check_days(self, days: int) -> None:
+        if days not in self.rental_days:
+            offered = ", ".join(str(d) for d in sorted(self.rental_days))
+            raise UnsupportedRentalDays(f"Rentals are sold for {offered} days, not {days}")
