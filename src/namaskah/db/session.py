@@ -11,7 +11,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.types import Scope
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from namaskah.lib.outbox.models import OutboxMessage
 from namaskah.lib.outbox.relay import OutboxRelay
@@ -36,6 +36,11 @@ def session_provider(config: SQLAlchemyAsyncConfig, relay: OutboxRelay) -> Provi
             scope["state"].setdefault(COMMITTED_JOBS_KEY, []).extend(committed)
 
     return Provide(provide_db_session)
+
+
+def plain_session(session: AsyncSession | async_scoped_session[AsyncSession]) -> AsyncSession:
+    """A repository's session as the AsyncSession it wraps (advanced-alchemy types it as possibly scoped)."""
+    return session if isinstance(session, AsyncSession) else session()
 
 
 def service_provider(service: type[ServiceT]) -> Provide:

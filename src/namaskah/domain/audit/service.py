@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
+from namaskah.db.session import plain_session
 from namaskah.domain.audit.chain import ChainReport, stage, verify_chain
 from namaskah.domain.audit.models import AuditLog
 from namaskah.lib.logging import SCOPE_KEY, bound_context, redact_secrets
@@ -65,7 +66,7 @@ class AuditService:
     """Entries join the caller's transaction: they are written if and only if it commits."""
 
     def __init__(self, session: AsyncSession | async_scoped_session[AsyncSession]) -> None:
-        self.session = session() if isinstance(session, async_scoped_session) else session
+        self.session = plain_session(session)
 
     async def record(
         self,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,11 +21,8 @@ from namaskah.domain.verifications.events import follow
 from namaskah.domain.verifications.models import Verification
 from namaskah.domain.verifications.schemas import VerificationCreate, VerificationList, VerificationRead
 from namaskah.domain.verifications.service import VerificationService
+from namaskah.lib.idempotency import IdempotencyKey
 from namaskah.lib.pagination import Limit, Offset
-
-IdempotencyKey = Annotated[
-    str | None, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
-]
 
 
 def provide_verifications(db_session: NamedDependency[AsyncSession], state: State) -> VerificationService:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
+from namaskah.db.session import plain_session
 from namaskah.db.upsert import insert_or_skip
 from namaskah.domain.catalog.pricing import ExchangeRates
 from namaskah.domain.catalog.service import CatalogService
@@ -95,8 +96,7 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
 
     @property
     def _session(self) -> AsyncSession:
-        session = self.repository.session
-        return session if isinstance(session, AsyncSession) else session()
+        return plain_session(self.repository.session)
 
     # --- the purchase -------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from uuid_utils.compat import uuid7
 
@@ -24,15 +24,13 @@ from namaskah.domain.wallet.schemas import (
     WalletTransactionList,
 )
 from namaskah.domain.wallet.service import WalletService
+from namaskah.lib.idempotency import IdempotencyKey
 from namaskah.lib.money import CURRENCY
 from namaskah.lib.pagination import Limit, Offset
 
 # A statement export may be long; past this, page with `offset` (the total is in X-Total-Count).
 CSV_MAX_ROWS = 10_000
 CsvLimit = Annotated[int, QueryParameter(name="limit", ge=1, le=CSV_MAX_ROWS)]
-IdempotencyKey = Annotated[
-    str | None, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
-]
 
 
 class WalletController(Controller):

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
+from namaskah.db.session import plain_session
 from namaskah.db.upsert import insert_or_skip
 from namaskah.domain.accounts.models import User
 from namaskah.domain.admin.service import UserNotFound
@@ -79,8 +80,7 @@ class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccoun
 
     @property
     def _session(self) -> AsyncSession:
-        session = self.repository.session
-        return session if isinstance(session, AsyncSession) else session()
+        return plain_session(self.repository.session)
 
     async def balance_of(self, user_id: uuid.UUID) -> int:
         """The wallet's balance in minor units of CURRENCY; 0 for a user who never had one."""
