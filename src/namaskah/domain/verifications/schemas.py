@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 import msgspec
 
 from namaskah.domain.verifications.models import Verification, VerificationMessage
+from namaskah.lib.idempotency import fingerprint
 
 Slug = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
 AreaCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{3}$")]
@@ -22,9 +22,7 @@ class VerificationCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     carrier: Carrier | None = None
 
     def fingerprint(self) -> str:
-        """Stable over key order and whitespace of the JSON the client sent: a hash of the decoded fields."""
-        canonical = msgspec.json.encode([self.service, self.area_code, self.carrier])
-        return hashlib.sha256(canonical).hexdigest()
+        return fingerprint(self.service, self.area_code, self.carrier)
 
 
 class MessageRead(msgspec.Struct, frozen=True):
