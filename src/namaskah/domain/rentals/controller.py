@@ -24,6 +24,7 @@ from namaskah.domain.rentals.schemas import (
     RentalRead,
 )
 from namaskah.domain.rentals.service import RentalService
+from namaskah.lib.idempotency import IdempotencyKey
 from namaskah.lib.pagination import Limit, Offset
 from namaskah.settings import Settings
 
@@ -54,16 +55,17 @@ class RentalController(Controller):
         "rentals": Provide(provide_rentals, sync_to_thread=False),
     }
 
-    @post("/", status_code=HTTP_201_CREATED, summary="Rent a number for days (charged now)")
+    @post("/", status_code=HTTP_201_CREATED, summary="Rent a number for days (charged now; Idempotency-Key optional)")
     async def create(
         self,
         data: JSONBody[RentalCreate],
         principal: NamedDependency[Principal],
         rentals: NamedDependency[RentalService],
+        idempotency_key: IdempotencyKey = None,
     ) -> RentalRead:
         principal.require(Scope.RENTALS_WRITE)
         user = principal.user
-        return RentalRead.of(await rentals.rent(user.id, user.tier, data))
+        return RentalRead.of(await rentals.rent(user.id, user.tier, data, idempotency_key))
 
     @get("/", summary="The caller's rentals, newest first")
     async def list_rentals(

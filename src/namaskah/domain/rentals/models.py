@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from advanced_alchemy.types import GUID, DateTimeUTC
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from namaskah.db.base import UUIDv7AuditBase, UUIDv7Base, utcnow
@@ -25,7 +25,9 @@ class RentalStatus(StrEnum):
 class Rental(UUIDv7AuditBase):
     """One rental. `days` is the period bought (what an auto-renewal buys again), `price` the total paid so far and
     `price_per_day` the day rate paid, which prices extensions, renewals and the refund of a release.
-    `extensions` counts extensions so that each one has a ledger reference of its own."""
+    `extensions` counts extensions so that each one has a ledger reference of its own. `request_fingerprint` is the
+    hash of the body (None on rentals made before it was stored), so a repeated Idempotency-Key can tell a retry
+    from a reuse."""
 
     __tablename__ = "rentals"
     __table_args__ = (
@@ -34,6 +36,9 @@ class Rental(UUIDv7AuditBase):
         ),
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("days > 0", name="days_positive"),
+        UniqueConstraint("user_id", "idempotency_key"),
+        # The sweep looks for rentals pending too long in every API process: no scan of the whole table.
+        Index("ix_rentals_status_created_at", "status", "created_at"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id"), index=True)
@@ -51,6 +56,8 @@ class Rental(UUIDv7AuditBase):
     auto_renew: Mapped[bool] = mapped_column(default=False)
     extensions: Mapped[int] = mapped_column(Integer, default=0)
     failure_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
     starts_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     ends_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 
 from namaskah.domain.rentals.models import Rental, RentalMessage
+from namaskah.lib.idempotency import fingerprint
 
 Slug = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")]
 # Whether the provider sells that many days is checked by the service (422 `unsupported_rental_days`).
@@ -19,6 +20,9 @@ class RentalCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     service: Slug
     days: Days
     auto_renew: bool = False
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.service, self.days, self.auto_renew)
 
 
 class RentalExtend(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

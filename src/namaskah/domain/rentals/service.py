@@ -11,6 +11,7 @@ from typing import Any
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
@@ -19,78 +20,37 @@ from namaskah.db.session import plain_session
 from namaskah.db.upsert import insert_or_skip
 from namaskah.domain.catalog.pricing import ExchangeRates
 from namaskah.domain.catalog.service import CatalogService
+from namaskah.domain.rentals.errors import FeatureNotInTier, RentalNotActive, RentalNotFound, UnsupportedRentalDays
 from namaskah.domain.rentals.jobs import AcquireRental, ExtendAtProvider, PollRentalMessages, ReleaseAtProvider
 from namaskah.domain.rentals.models import Rental, RentalMessage, RentalStatus
+from namaskah.domain.rentals.references import (
+    DAY,
+    charge_reference,
+    extend_reference,
+    refund_reference,
+    release_reference,
+    renew_reference,
+    unused_days,
+)
 from namaskah.domain.rentals.schemas import RentalCreate
 from namaskah.domain.tiers.models import TierPlan
 from namaskah.domain.verifications.service import parse_code
 from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import InsufficientCredits, WalletService
-from namaskah.lib.errors import DomainError
+from namaskah.lib.idempotency import check_same_request
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.service import OutboxService
 from namaskah.providers.base import ProviderMessage, ProviderNumber
 
 logger = get_logger(__name__)
 
-DAY = timedelta(days=1)
 ACTIVE = RentalStatus.ACTIVE.value
+PENDING = RentalStatus.PENDING.value
 # A compare-and-set that lost to a concurrent change reads the row again this many times before answering 409.
 _ATTEMPTS = 3
 
 _R = Rental
 _M = RentalMessage
-
-
-class RentalNotFound(DomainError):
-    status_code = 404
-    code = "rental_not_found"
-    title = "Rental not found"
-
-
-class FeatureNotInTier(DomainError):
-    status_code = 403
-    code = "feature_not_in_tier"
-    title = "Feature not in your tier"
-
-
-class UnsupportedRentalDays(DomainError):
-    status_code = 422
-    code = "unsupported_rental_days"
-    title = "Unsupported rental length"
-
-
-class RentalNotActive(DomainError):
-    status_code = 409
-    code = "rental_not_active"
-    title = "Rental is not active"
-
-
-def charge_reference(rental_id: uuid.UUID) -> str:
-    return f"rental:{rental_id}"
-
-
-def refund_reference(rental_id: uuid.UUID) -> str:
-    # The whole price back when the provider refused: one reference for every way a rental can fail.
-    return f"rental:{rental_id}:refund"
-
-
-def extend_reference(rental_id: uuid.UUID, n: int) -> str:
-    return f"rental:{rental_id}:extend:{n}"
-
-
-def release_reference(rental_id: uuid.UUID) -> str:
-    return f"rental:{rental_id}:release"
-
-
-def renew_reference(rental_id: uuid.UUID, ends_at: datetime) -> str:
-    # Keyed on the end being renewed: a second sweep over the same end books nothing more.
-    return f"rental:{rental_id}:renew:{ends_at.isoformat()}"
-
-
-def unused_days(ends_at: datetime, now: datetime) -> int:
-    """Whole days left; a started day is used."""
-    return max(0, (ends_at - now) // DAY)
 
 
 class RentalRepository(SQLAlchemyAsyncRepository[Rental]):
@@ -115,9 +75,14 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
 
     # --- the customer's requests --------------------------------------------------------------------------
 
-    async def rent(self, user_id: uuid.UUID, tier: str, request: RentalCreate) -> Rental:
-        """Charge the quote and request the number: the provider is called by the `rentals.acquire` job."""
-        session = self._session
+    async def rent(
+        self, user_id: uuid.UUID, tier: str, request: RentalCreate, idempotency_key: str | None = None
+    ) -> Rental:
+        """Charge the quote and request the number: the provider is called by the `rentals.acquire` job. A repeated
+        key with the same body answers the first rental and charges nothing; another body is 422."""
+        session, fingerprint = self._session, request.fingerprint()
+        if idempotency_key is not None and (earlier := await self._by_key(user_id, idempotency_key)) is not None:
+            return _replay(earlier, fingerprint)
         if not await session.scalar(select(TierPlan.rentals).where(TierPlan.name == tier)):
             raise FeatureNotInTier(f"The {tier!r} tier does not include rentals")
         self._check_days(request.days)
@@ -133,25 +98,35 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
             service_name=quote.entry.name,
             provider=quote.entry.provider,
             provider_service=quote.entry.provider_service,
-            status=RentalStatus.PENDING.value,
+            status=PENDING,
             days=request.days,
             price=quote.price,
             price_per_day=quote.price // request.days,
             currency=quote.currency,
             auto_renew=request.auto_renew,
             extensions=0,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
             # Provisional: the paid period starts again when the number is assigned.
             starts_at=now,
             ends_at=now + request.days * DAY,
         )
-        # A savepoint: a short wallet leaves no row behind even if the caller commits what else it did.
-        async with session.begin_nested():
-            session.add(rental)
-            await session.flush()
-            if rental.price > 0:
-                await WalletService(session=session).debit(
-                    user_id, rental.price, kind=EntryKind.RENTAL, reference=charge_reference(rental.id)
-                )
+        try:
+            # A savepoint: a short wallet leaves no row behind even if the caller commits what else it did. The row
+            # goes in first: a concurrent twin with the same key waits on the unique index until this transaction
+            # ends, then fails here and answers with our rental instead of charging again.
+            async with session.begin_nested():
+                session.add(rental)
+                await session.flush()
+                if rental.price > 0:
+                    await WalletService(session=session).debit(
+                        user_id, rental.price, kind=EntryKind.RENTAL, reference=charge_reference(rental.id)
+                    )
+        except IntegrityError:
+            winner = None if idempotency_key is None else await self._by_key(user_id, idempotency_key)
+            if winner is None:
+                raise
+            return _replay(winner, fingerprint)
         await OutboxService(session=session).request(AcquireRental(rental_id=rental.id))
         logger.info("rental_created", rental_id=str(rental.id), price=rental.price, days=rental.days)
         return rental
@@ -237,6 +212,12 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
 
     async def load(self, rental_id: uuid.UUID) -> Rental | None:
         query = select(_R).where(_R.id == rental_id).execution_options(populate_existing=True)
+        return (await self._session.scalars(query)).one_or_none()
+
+    async def _by_key(self, user_id: uuid.UUID, key: str) -> Rental | None:
+        query = (
+            select(_R).where(_R.user_id == user_id, _R.idempotency_key == key).execution_options(populate_existing=True)
+        )
         return (await self._session.scalars(query)).one_or_none()
 
     # --- what the jobs and the sweeper report -------------------------------------------------------------
@@ -378,3 +359,9 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
         if days not in self.rental_days:
             offered = ", ".join(str(d) for d in sorted(self.rental_days))
             raise UnsupportedRentalDays(f"Rentals are sold for {offered} days, not {days}")
+
+
+def _replay(earlier: Rental, fingerprint: str) -> Rental:
+    check_same_request(earlier.request_fingerprint, fingerprint)
+    logger.info("rental_purchase_replayed", rental_id=str(earlier.id))
+    return earlier
