@@ -99,3 +99,33 @@ async def test_ping_actor_is_idempotent_under_duplicates(sessions: async_session
     await deliver()
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Ping)) == 1
+
+
+async def test_only_jobs_of_committed_transactions_are_published(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Rows are written with Core statements, so the relay tracks which transaction holds each job: a rolled-back
+    savepoint drops its jobs and keeps the rest, and a transaction that never commits sends none."""
+    broker = StubBroker()
+    relay = OutboxRelay(sessions, broker)
+    async with relay.transaction() as session:
+        await PingService(session=session).request("kept-aaaa1")
+        savepoint = await session.begin_nested()
+        await PingService(session=session).request("dropped-aaaa2")
+        inner = await session.begin_nested()
+        await PingService(session=session).request("dropped-aaaa3")
+        await inner.commit()
+        await savepoint.rollback()
+        async with session.begin_nested():
+            await PingService(session=session).request("kept-aaaa4")
+    sent = [dramatiq.Message.decode(raw).args[0]["token"] for raw in queued(broker)]
+    assert sent == ["kept-aaaa1", "kept-aaaa4"]
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+
+    async with sessions() as session:
+        await PingService(session=session).request("never-aaaa5")
+        await session.rollback()
+        await PingService(session=session).request("closed-aaaa6")
+    async with sessions() as session:
+        assert await relay.commit(session) == []
+    assert queued(broker) == []
+    assert await unpublished(sessions) == 0

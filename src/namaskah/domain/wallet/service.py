@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
+from namaskah.db.core import column_values
 from namaskah.db.session import plain_session
-from namaskah.db.upsert import insert_or_skip
+from namaskah.db.upsert import insert_or_skip, insert_or_skip_into
 from namaskah.domain.accounts.models import User
 from namaskah.domain.admin.service import UserNotFound
 from namaskah.domain.audit.service import AuditService
@@ -33,6 +34,19 @@ from namaskah.lib.logging import get_logger
 from namaskah.lib.money import CURRENCY
 
 logger = get_logger(__name__)
+
+_TRANSACTIONS: Table = LedgerTransaction.__table__  # type: ignore[assignment]
+_ENTRIES: Table = LedgerEntry.__table__  # type: ignore[assignment]
+_ACCOUNTS: Table = LedgerAccount.__table__  # type: ignore[assignment]
+# A wallet's balance moves in one statement that also numbers the entry; a debit only while it stays >= 0.
+_CREDIT = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.user_id == bindparam("wallet_user_id"))
+    .values(balance=_ACCOUNTS.c.balance + bindparam("change"), last_sequence=_ACCOUNTS.c.last_sequence + 1)
+    .returning(_ACCOUNTS.c.id, _ACCOUNTS.c.last_sequence, _ACCOUNTS.c.balance)
+)
+_DEBIT = _CREDIT.where(_ACCOUNTS.c.balance + bindparam("change") >= 0)
+_INSERT_ENTRIES = insert(_ENTRIES)
 
 # Which kinds take money out of a wallet and which put it in, and the system account on the other side.
 DEBITS: dict[EntryKind, SystemAccount] = {
@@ -168,24 +182,22 @@ class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccoun
         if not 0 < len(reference) <= REFERENCE_MAX or len(description or "") > DESCRIPTION_MAX:
             raise ValueError(f"a reference takes 1-{REFERENCE_MAX} characters, a description at most {DESCRIPTION_MAX}")
         session, now = self._session, utcnow()
+        # Core statements built once, no unit of work: a booking sits on every purchase's hot path.
+        transaction = LedgerTransaction(
+            id=uuid7(),
+            reference=reference,
+            kind=kind.value,
+            amount=abs(change),
+            currency=CURRENCY,
+            description=description,
+            created_at=now,
+        )
         # The reference goes in first: a concurrent twin waits here on the unique index until this transaction
         # ends, then finds the reference taken, so it answers "already booked" and never touches the balance.
-        inserted = await session.scalars(
-            insert_or_skip(
-                session,
-                LedgerTransaction,
-                ["reference"],
-                id=uuid7(),
-                reference=reference,
-                kind=kind.value,
-                amount=abs(change),
-                currency=CURRENCY,
-                description=description,
-                created_at=now,
-            ).returning(LedgerTransaction)
+        inserted = await session.execute(
+            insert_or_skip_into(session, _TRANSACTIONS, ("reference",)), column_values(transaction)
         )
-        transaction = inserted.one_or_none()
-        if transaction is None:
+        if not _rowcount(inserted):
             return await self._booked(reference, user_id, change, kind)
         moved = await self._move(user_id, change)
         if moved is None:
@@ -194,6 +206,7 @@ class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccoun
             raise InsufficientCredits(f"This needs {abs(change)} {CURRENCY} minor units; the balance is lower")
         wallet_id, sequence, balance_after = moved
         entry = LedgerEntry(
+            id=uuid7(),
             transaction_id=transaction.id,
             account_id=wallet_id,
             amount=change,
@@ -202,31 +215,26 @@ class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccoun
             created_at=now,
         )
         other_side = LedgerEntry(
+            id=uuid7(),
             transaction_id=transaction.id,
             account_id=SYSTEM_ACCOUNT_IDS[counterpart],
             amount=-change,
+            sequence=None,
+            balance_after=None,
             created_at=now,
         )
-        session.add_all([entry, other_side])
-        await session.flush()
+        await session.execute(_INSERT_ENTRIES, [column_values(entry), column_values(other_side)])
         return Booking(transaction=transaction, entry=entry, created=True)
 
     async def _move(self, user_id: uuid.UUID, change: int) -> tuple[uuid.UUID, int, int] | None:
         """Apply `change` to the wallet in one conditional UPDATE (its row lock orders concurrent bookings); None
         when a debit does not fit. The CHECK on the column stands behind the condition."""
-        query = (
-            update(LedgerAccount)
-            .where(LedgerAccount.user_id == user_id)
-            .values(balance=LedgerAccount.balance + change, last_sequence=LedgerAccount.last_sequence + 1)
-            .returning(LedgerAccount.id, LedgerAccount.last_sequence, LedgerAccount.balance)
-            .execution_options(synchronize_session=False)
-        )
-        if change < 0:
-            query = query.where(LedgerAccount.balance >= -change)
-        row = (await self._session.execute(query)).one_or_none()
+        values = {"wallet_user_id": user_id, "change": change}
+        query = _DEBIT if change < 0 else _CREDIT
+        row = (await self._session.execute(query, values)).one_or_none()
         if row is None and change > 0:
             await self._open_wallet(user_id)
-            row = (await self._session.execute(query)).one_or_none()
+            row = (await self._session.execute(query, values)).one_or_none()
         if row is None:
             return None
         wallet_id, sequence, balance = row
@@ -261,6 +269,12 @@ class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccoun
             raise ReferenceConflict(f"The reference {reference!r} was already booked for something else")
         logger.info("ledger_reference_already_booked", reference=reference)
         return Booking(transaction=row[1], entry=row[0], created=False)
+
+
+def _rowcount(result: object) -> int:
+    # DML results carry a rowcount; the generic Result type does not say so.
+    count: int = getattr(result, "rowcount", 0)
+    return count
 
 
 def _require_positive(amount: int) -> None:

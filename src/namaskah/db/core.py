@@ -1,0 +1,16 @@
+"""Writing ORM-shaped rows with Core statements: for hot paths that do not need the unit of work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# advanced-alchemy's bases add this column for SQLAlchemy's bulk inserts; nothing of ours sets it.
+_SKIPPED = frozenset({"sa_orm_sentinel"})
+
+
+def column_values(row: Any) -> dict[str, Any]:
+    """The values of a transient ORM object for a Core INSERT into its table, every column once (unset
+    attributes insert NULL, so set each column's default before calling this)."""
+    return {
+        column.key: getattr(row, column.key, None) for column in row.__table__.columns if column.key not in _SKIPPED
+    }
