@@ -80,6 +80,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     verification_expiry_sweep_interval: NonNegativeFloat = 30.0
     rental_sweep_interval: NonNegativeFloat = 60.0
     rental_poll_interval: PositiveFloat = 30.0
+    rental_pending_timeout: Annotated[int, msgspec.Meta(ge=60)] = 600
     textverified_base_url: str = "https://www.textverified.com"
     textverified_username: str = ""
     textverified_api_key: str = ""

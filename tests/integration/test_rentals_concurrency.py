@@ -1,5 +1,6 @@
-"""Rentals under real commits: concurrent sweeps renew once, concurrent releases refund once, and concurrent
-extensions each charge exactly what moved the end."""
+"""Rentals under real commits: concurrent sweeps renew once, concurrent releases refund once, concurrent
+extensions each charge exactly what moved the end, and the pending timeout racing assignment settles each rental
+one way, refunded at most once."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from namaskah.db.base import utcnow
 from namaskah.db.engine import create_session_factory
+from namaskah.domain.rentals import worker
+from namaskah.domain.rentals.jobs import AcquireRental
 from namaskah.domain.rentals.schemas import RentalCreate
 from namaskah.domain.rentals.service import RentalNotActive, RentalService
 from namaskah.domain.wallet.service import WalletService
 from namaskah.providers.simulator import SimulatorProvider
+from namaskah.providers.simulator_models import SimulatorReservation
 from tests.integration.test_catalog import RATES, synced
 from tests.integration.test_rentals import acquired, load, rental_price
-from tests.integration.test_verifications import count_references, fund, new_user
+from tests.integration.test_verifications import count_references, fund, new_user, transactions
+from tests.integration.test_wallet_ledger import assert_ledger_balances
 
 Sessions = async_sessionmaker[AsyncSession]
 DAYS = SimulatorProvider.rental_days
@@ -110,3 +117,39 @@ async def test_concurrent_extensions_charge_what_moved_the_end(committed: Sessio
     assert after.extensions == extended
     async with committed() as session:
         assert await WalletService(session=session).balance_of(owner) == (6 - extended) * per_day
+
+
+async def test_the_pending_timeout_racing_assignment_refunds_or_assigns_each_rental_once(committed: Sessions) -> None:
+    user_id = (await new_user(committed, "race@example.com")).id
+    price = await rental_price(committed, 1)
+    await fund(committed, user_id, 8 * price)
+    async with committed() as session:
+        service = RentalService(session=session, rates=RATES, rental_days=DAYS)
+        ids = [(await service.rent(user_id, "pro", RentalCreate(service="whatsapp", days=1))).id for _ in range(8)]
+        await session.commit()
+    later = utcnow() + timedelta(hours=1)
+    simulator, tx = SimulatorProvider(committed), transactions(committed)
+
+    # Every acquire job and three sweeps (three API processes) at once.
+    acquires = [worker.acquire(tx, simulator, AcquireRental(rental_id=rental_id)) for rental_id in ids]
+    sweeps = [in_transaction(committed, lambda s: s.fail_stale(later, timedelta(minutes=10))) for _ in range(3)]
+    outcomes = await asyncio.gather(*acquires, *sweeps)
+
+    rentals = [await load(committed, rental_id) for rental_id in ids]
+    failed = [rental for rental in rentals if rental.status == "failed"]
+    assert sum(outcomes[len(ids) :]) == len(failed)
+    assert {rental.status for rental in rentals} <= {"active", "failed"}
+    for rental in rentals:
+        refunds = await count_references(committed, f"rental:{rental.id}:refund")
+        assert refunds == (1 if rental.status == "failed" else 0), rental.id
+        assert (rental.phone_number is None) == (rental.status == "failed")
+        async with committed() as session:
+            query = select(SimulatorReservation.state).where(
+                SimulatorReservation.idempotency_key == f"rental-{rental.id}"
+            )
+            at_provider = await session.scalar(query)
+        # An active rental's number is in use; a failed one's, if the provider rented it at all, went back.
+        assert at_provider in (("active",) if rental.status == "active" else (None, "refunded")), rental.id
+    async with committed() as session:
+        assert await WalletService(session=session).balance_of(user_id) == len(failed) * price
+        await assert_ledger_balances(session)

@@ -243,7 +243,8 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
         return moved
 
     async def fail(self, rental_id: uuid.UUID, reason: str) -> bool:
-        """The provider refused: failed and the whole price refunded, once, unless it is no longer pending."""
+        """The rental never started (the provider refused, the retries ran out, or it waited too long): failed and
+        the whole price refunded, once, unless it is no longer pending."""
         row = (
             await self._session.execute(
                 update(_R)
@@ -280,6 +281,20 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
         if stored:
             logger.info("rental_messages_recorded", rental_id=str(rental_id), count=stored)
         return stored
+
+    async def fail_stale(self, now: datetime, pending_for: timedelta, *, limit: int = 500) -> int:
+        """Fail and refund rentals still pending `pending_for` after they were paid for (their acquire job was lost or
+        the provider never answered), each through `fail`: of it and a concurrent assignment exactly one wins, and
+        an acquire that loses gives the number back. In id order, so concurrent sweeps lock rows in one order;
+        at most `limit` a round, so a backlog does not make one long transaction."""
+        stale = _R.created_at <= now - pending_for
+        query = select(_R.id).where(_R.status == PENDING, stale).order_by(_R.id).limit(limit)
+        failed = 0
+        for rental_id in (await self._session.scalars(query)).all():
+            failed += await self.fail(rental_id, "pending_timeout")
+        if failed:
+            logger.warning("rentals_pending_timed_out", count=failed)
+        return failed
 
     async def expire_due(self, now: datetime) -> int:
         """Active rentals past their end expire; auto-renewing ones are `renew_due`'s (renewed or lapsed)."""

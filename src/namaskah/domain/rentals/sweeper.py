@@ -1,4 +1,5 @@
-"""Every API process renews auto-renewing rentals about to end and expires the others past their end on a timer.
+"""Every API process renews auto-renewing rentals about to end, expires the others past their end, and fails and
+refunds rentals pending too long, on a timer.
 
 The conditional UPDATEs and the per-end ledger references make the sweep safe to run in every process at once.
 """
@@ -12,6 +13,7 @@ from namaskah.db.base import utcnow
 from namaskah.domain.rentals.service import RentalService
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.relay import OutboxRelay
+from namaskah.settings import get_settings
 
 logger = get_logger(__name__)
 
@@ -19,19 +21,23 @@ logger = get_logger(__name__)
 RENEW_HORIZON = timedelta(hours=1)
 
 
-async def sweep_rentals(relay: OutboxRelay) -> None:
+async def sweep_rentals(relay: OutboxRelay, *, pending_timeout: timedelta) -> None:
     now = utcnow()
     async with relay.transaction() as session:
         service = RentalService(session=session)
+        await service.fail_stale(now, pending_timeout)
         await service.renew_due(now, RENEW_HORIZON)
         await service.expire_due(now)
 
 
-async def run_rental_sweeper(relay: OutboxRelay, *, interval: float) -> None:
-    """Sweep forever; an error (the database restarting) is logged and the next round tries again."""
+async def run_rental_sweeper(relay: OutboxRelay, *, interval: float, pending_timeout: timedelta | None = None) -> None:
+    """Sweep forever; an error (the database restarting) is logged and the next round tries again. Without
+    `pending_timeout`, RENTAL_PENDING_TIMEOUT from the process's settings (what create_app reads too)."""
+    if pending_timeout is None:
+        pending_timeout = timedelta(seconds=get_settings().rental_pending_timeout)
     while True:
         await asyncio.sleep(interval)
         try:
-            await sweep_rentals(relay)
+            await sweep_rentals(relay, pending_timeout=pending_timeout)
         except Exception:
             logger.exception("rental_sweep_failed")
