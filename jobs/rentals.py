@@ -37,7 +37,7 @@ async def poll(payload: dict[str, Any]) -> None:
 # No retries: extending twice after an unclear failure would pay the provider twice (the worker logs failures).
 @dramatiq.actor(actor_name=ExtendAtProvider.actor_name, queue_name=ExtendAtProvider.queue_name, max_retries=0)
 async def extend_at_provider(payload: dict[str, Any]) -> None:
-    await worker.extend_at_provider(provider(), ExtendAtProvider.decode(payload))
+    await worker.extend_at_provider(runtime.transaction, provider(), ExtendAtProvider.decode(payload))
 
 
 @dramatiq.actor(actor_name=ReleaseAtProvider.actor_name, queue_name=ReleaseAtProvider.queue_name, max_retries=10)

@@ -1,4 +1,5 @@
-"""Rentals through the API: renting, extending, releasing, reading messages, on PostgreSQL with the simulator."""
+"""Rentals through the API: renting, extending (and the end reconciled with the provider's), releasing, reading
+messages, on PostgreSQL with the simulator."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from namaskah.db.base import utcnow
 from namaskah.domain.catalog.service import CatalogService
 from namaskah.domain.rentals import worker
-from namaskah.domain.rentals.jobs import AcquireRental, PollRentalMessages
+from namaskah.domain.rentals.jobs import AcquireRental, ExtendAtProvider, PollRentalMessages
 from namaskah.domain.rentals.models import Rental, RentalMessage
 from namaskah.domain.rentals.service import RentalService
 from namaskah.domain.wallet.models import LedgerTransaction
@@ -231,3 +233,83 @@ async def test_an_api_key_needs_the_rental_scopes(client: AsyncClient, ready: Se
     assert created.status_code == 201
     assert (unreadable.status_code, unreadable.json()["code"]) == (403, "insufficient_scope")
     assert (await client.get("/v1/rentals", headers=reader)).json()["total"] == 1
+
+
+async def extend_jobs(sessions: Sessions) -> list[ExtendAtProvider]:
+    async with sessions() as session:
+        query = select(OutboxMessage.payload).where(OutboxMessage.actor == ExtendAtProvider.actor_name)
+        return [
+            ExtendAtProvider.decode(payload) for payload in (await session.scalars(query.order_by(OutboxMessage.id)))
+        ]
+
+
+async def extended_rental(client: AsyncClient, sessions: Sessions, provider: SimulatorProvider, *days: int) -> Rental:
+    """An active 1-day rental (its number rented from `provider`) extended by each of `days` through the API."""
+    headers, user_id = await customer(client, sessions)
+    await fund(sessions, user_id, (1 + sum(days)) * await rental_price(sessions, 1))
+    created = (await client.post("/v1/rentals", json={"service": "whatsapp", "days": 1}, headers=headers)).json()
+    rental_id = uuid.UUID(created["id"])
+    await worker.acquire(transactions(sessions), provider, AcquireRental(rental_id=rental_id))
+    for n in days:
+        response = await client.post(f"/v1/rentals/{rental_id}/extend", json={"days": n}, headers=headers)
+        assert response.status_code == 200, response.text
+    return await load(sessions, rental_id)
+
+
+async def test_the_extend_job_takes_the_providers_slightly_earlier_end(client: AsyncClient, ready: Sessions) -> None:
+    # The provider's clock started the rental five minutes before we assigned the number.
+    early = SimulatorProvider(ready, clock=lambda: utcnow() - timedelta(minutes=5))
+    rental = await extended_rental(client, ready, early, 1)
+    [job] = await extend_jobs(ready)
+    assert job.ends_at == rental.ends_at
+
+    await worker.extend_at_provider(transactions(ready), early, job)
+
+    after = await load(ready, rental.id)
+    at_provider = await early.get_rental(rental.provider_id or "")
+    assert after.ends_at == at_provider.expires_at
+    assert timedelta(minutes=4) < rental.ends_at - after.ends_at < timedelta(minutes=6)
+    assert after.price == rental.price  # nothing charged or refunded
+
+
+async def test_the_extend_job_keeps_our_end_when_the_provider_is_a_day_off(
+    client: AsyncClient, ready: Sessions
+) -> None:
+    simulator = SimulatorProvider(ready)
+    rental = await extended_rental(client, ready, simulator, 1, 7)
+    first, second = await extend_jobs(ready)
+
+    # Run out of order: the second extension's report lacks the first's day, the first's includes the second's
+    # week; neither is taken, and the end stays what the customer paid for.
+    await worker.extend_at_provider(transactions(ready), simulator, second)
+    await worker.extend_at_provider(transactions(ready), simulator, first)
+
+    assert (await load(ready, rental.id)).ends_at == rental.ends_at == second.ends_at
+    at_provider = await simulator.get_rental(rental.provider_id or "")
+    assert rental.ends_at - at_provider.expires_at < timedelta(seconds=5)
+
+
+async def test_an_extend_job_delivered_twice_moves_our_end_once(client: AsyncClient, ready: Sessions) -> None:
+    simulator = SimulatorProvider(ready)
+    rental = await extended_rental(client, ready, simulator, 7)
+    [job] = await extend_jobs(ready)
+
+    await worker.extend_at_provider(transactions(ready), simulator, job)
+    once = (await load(ready, rental.id)).ends_at
+    await worker.extend_at_provider(transactions(ready), simulator, job)  # the provider extends again
+
+    assert (await load(ready, rental.id)).ends_at == once
+    assert rental.ends_at - once < timedelta(seconds=5)  # the simulator started its clock a moment before us
+    at_provider = await simulator.get_rental(rental.provider_id or "")
+    assert at_provider.expires_at == once + timedelta(days=7)
+
+
+async def test_an_extend_job_from_before_reconciliation_only_extends(client: AsyncClient, ready: Sessions) -> None:
+    early = SimulatorProvider(ready, clock=lambda: utcnow() - timedelta(minutes=5))
+    rental = await extended_rental(client, ready, early, 1)
+    legacy = ExtendAtProvider.decode({"rental_id": str(rental.id), "provider_id": rental.provider_id, "days": 1})
+
+    await worker.extend_at_provider(transactions(ready), early, legacy)
+
+    assert (await load(ready, rental.id)).ends_at == rental.ends_at
+    assert (await early.get_rental(rental.provider_id or "")).expires_at > rental.ends_at - timedelta(minutes=6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from namaskah.lib.outbox.jobs import Job
 
@@ -28,6 +29,8 @@ class ExtendAtProvider(Job, frozen=True, kw_only=True):
     rental_id: uuid.UUID
     provider_id: str
     days: int
+    # Our end after this extension, to compare with the provider's; None in jobs requested before it was sent.
+    ends_at: datetime | None = None
 
 
 class ReleaseAtProvider(Job, frozen=True, kw_only=True):

@@ -46,6 +46,10 @@ logger = get_logger(__name__)
 
 ACTIVE = RentalStatus.ACTIVE.value
 PENDING = RentalStatus.PENDING.value
+# The provider starts a rental's clock before we assign it (seconds; at most about RENTAL_PENDING_TIMEOUT): an end
+# it reports within this much before ours is that drift. Shorter than a day less the renewal horizon, so taking it
+# never makes a rental due for renewal again at once, and never mistakes a missing day for drift.
+RECONCILE_WITHIN = timedelta(hours=1)
 # A compare-and-set that lost to a concurrent change reads the row again this many times before answering 409.
 _ATTEMPTS = 3
 
@@ -138,7 +142,7 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
             rental = await self.get_for(user_id, rental_id)
             if rental.status != ACTIVE or rental.provider_id is None:
                 raise RentalNotActive("Only an active rental can be extended")
-            n, charge = rental.extensions + 1, rental.price_per_day * days
+            n, charge, ends_at = rental.extensions + 1, rental.price_per_day * days, rental.ends_at + days * DAY
             async with self._session.begin_nested():
                 moved = await self._set(
                     rental_id,
@@ -146,7 +150,7 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
                     _R.extensions == rental.extensions,
                     _R.ends_at == rental.ends_at,
                     extensions=n,
-                    ends_at=rental.ends_at + days * DAY,
+                    ends_at=ends_at,
                     price=rental.price + charge,
                 )
                 if moved and charge > 0:
@@ -154,7 +158,7 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
                         user_id, charge, kind=EntryKind.RENTAL, reference=extend_reference(rental_id, n)
                     )
             if moved:
-                job = ExtendAtProvider(rental_id=rental_id, provider_id=rental.provider_id, days=days)
+                job = ExtendAtProvider(rental_id=rental_id, provider_id=rental.provider_id, days=days, ends_at=ends_at)
                 await OutboxService(session=self._session).request(job)
                 logger.info("rental_extended", rental_id=str(rental_id), days=days, price=charge)
                 return await self.get_for(user_id, rental_id)
@@ -296,6 +300,24 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
             logger.warning("rentals_pending_timed_out", count=failed)
         return failed
 
+    async def reconcile_end(self, rental_id: uuid.UUID, ours: datetime, reported: datetime) -> bool:
+        """After an extension, take the provider's end when it is a little earlier than `ours` (the end that extension
+        set): the number stops then, so the customer sees it and the sweep renews or expires before it. A later end
+        is kept ours (days nobody paid for are neither shown nor refunded). Compare-and-set on `ours`: once a later
+        change moved the end, that change's own job reconciles."""
+        if not ours - RECONCILE_WITHIN < reported < ours:
+            # Later, or a day off: an extension missing or doubled at the provider (run out of order, failed,
+            # delivered twice), which this job can not tell apart, so an operator looks.
+            if reported != ours:
+                logger.warning(
+                    "rental_provider_end_differs", rental_id=str(rental_id), ours=str(ours), reported=str(reported)
+                )
+            return False
+        moved = await self._set(rental_id, _R.status == ACTIVE, _R.ends_at == ours, ends_at=reported)
+        if moved:
+            logger.info("rental_end_reconciled", rental_id=str(rental_id), ends_at=reported.isoformat())
+        return moved
+
     async def expire_due(self, now: datetime) -> int:
         """Active rentals past their end expire; auto-renewing ones are `renew_due`'s (renewed or lapsed)."""
         result = await self._session.execute(
@@ -334,14 +356,14 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
 
     async def _renew(self, rental: Rental) -> bool:
         """False when the wallet is short (nothing written) or the rental changed meanwhile."""
-        charge = rental.price_per_day * rental.days
+        charge, ends_at = rental.price_per_day * rental.days, rental.ends_at + rental.days * DAY
         try:
             async with self._session.begin_nested():
                 moved = await self._set(
                     rental.id,
                     _R.status == ACTIVE,
                     _R.ends_at == rental.ends_at,
-                    ends_at=rental.ends_at + rental.days * DAY,
+                    ends_at=ends_at,
                     price=rental.price + charge,
                 )
                 if moved and charge > 0:
@@ -352,7 +374,9 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
         except InsufficientCredits:
             return False
         if moved and rental.provider_id is not None:
-            job = ExtendAtProvider(rental_id=rental.id, provider_id=rental.provider_id, days=rental.days)
+            job = ExtendAtProvider(
+                rental_id=rental.id, provider_id=rental.provider_id, days=rental.days, ends_at=ends_at
+            )
             await OutboxService(session=self._session).request(job)
             logger.info("rental_renewed", rental_id=str(rental.id), price=charge)
         return moved

@@ -69,15 +69,20 @@ async def poll(transaction: Transaction, provider: SmsProvider, job: PollRentalM
     return current is not None and current.status == RentalStatus.ACTIVE.value
 
 
-async def extend_at_provider(provider: SmsProvider, job: ExtendAtProvider) -> None:
-    """Extend at the provider what the customer already paid for. Never retried blindly (a retry after an unclear
-    failure would pay the provider twice): a failure is logged for an operator."""
+async def extend_at_provider(transaction: Transaction, provider: SmsProvider, job: ExtendAtProvider) -> None:
+    """Extend at the provider what the customer already paid for, then bring the rental's end in line with the
+    provider's. Never retried blindly (a retry after an unclear failure would pay the provider twice): a failure
+    is logged for an operator."""
     try:
         extension = await provider.extend(job.provider_id, job.days)
     except ProviderError as exc:
         logger.error("rental_provider_extend_failed", rental_id=str(job.rental_id), error=exc.code)
         return
     logger.info("rental_provider_extended", rental_id=str(job.rental_id), ends_at=extension.expires_at.isoformat())
+    if job.ends_at is None:
+        return  # requested before jobs carried our end: nothing to compare with
+    async with transaction() as session:
+        await RentalService(session=session).reconcile_end(job.rental_id, job.ends_at, extension.expires_at)
 
 
 async def release_at_provider(provider: SmsProvider, job: ReleaseAtProvider) -> None:
