@@ -14,3 +14,10 @@ def column_values(row: Any) -> dict[str, Any]:
     return {
         column.key: getattr(row, column.key, None) for column in row.__table__.columns if column.key not in _SKIPPED
     }
+
+
+def rowcount(result: object) -> int:
+    """Rows a DML statement touched (0 for an INSERT ... ON CONFLICT DO NOTHING that met its twin); the generic
+    Result type of `session.execute` does not declare it."""
+    count: int = getattr(result, "rowcount", 0)
+    return count

@@ -11,14 +11,14 @@ from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, exists, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Table, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
+from namaskah.db.core import column_values, rowcount
 from namaskah.db.session import plain_session
-from namaskah.db.upsert import insert_or_skip
+from namaskah.db.upsert import insert_or_skip, insert_or_skip_into
 from namaskah.domain.catalog.pricing import ExchangeRates
 from namaskah.domain.catalog.service import CatalogService
 from namaskah.domain.verifications.jobs import AcquireNumber, CancelAtProvider, PollMessages
@@ -44,6 +44,7 @@ CODE_PATTERN = re.compile(r"(?<![0-9])[0-9]{4,8}(?![0-9])")
 
 _V = Verification
 _M = VerificationMessage
+_VERIFICATIONS: Table = Verification.__table__  # type: ignore[assignment]
 
 
 class VerificationNotFound(DomainError):
@@ -126,17 +127,22 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
             carrier=request.carrier,
             idempotency_key=idempotency_key,
             request_fingerprint=fingerprint,
+            failure_reason=None,
+            provider_id=None,
+            phone_number=None,
             expires_at=now + self.window,
+            created_at=now,
+            updated_at=now,
         )
-        try:
-            # The row goes in first: a concurrent twin with the same key waits on the unique index until this
-            # transaction ends, then fails here and answers with our row instead of charging again.
-            async with session.begin_nested():
-                session.add(verification)
-        except IntegrityError:
+        # The row goes in first: a concurrent twin with the same key waits on the unique index until this
+        # transaction ends, then inserts nothing and answers with our row instead of charging again.
+        inserted = await session.execute(
+            insert_or_skip_into(_VERIFICATIONS, ("user_id", "idempotency_key")), column_values(verification)
+        )
+        if not rowcount(inserted):
             winner = None if idempotency_key is None else await self._by_key(user_id, idempotency_key)
             if winner is None:
-                raise
+                raise RuntimeError("a verification row was neither inserted nor found under its key")
             return _replay(winner, fingerprint)
         if verification.price > 0:
             try:
@@ -145,8 +151,7 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
                 )
             except InsufficientCredits:
                 # Leave nothing behind even if the caller commits what else it did.
-                await session.delete(verification)
-                await session.flush()
+                await session.execute(delete(_V).where(_V.id == verification.id))
                 raise
         await OutboxService(session=session).request(AcquireNumber(verification_id=verification.id))
         logger.info("verification_purchased", verification_id=str(verification.id), price=verification.price)
@@ -256,7 +261,7 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
                 values["code"] = values["code"][:8]
             conflict = ("verification_id", "provider_message_id")
             result = await session.execute(insert_or_skip(session, _M, conflict, **values))
-            stored = stored or bool(getattr(result, "rowcount", 0))
+            stored = stored or bool(rowcount(result))
         if any(message.text for message in messages):
             await self._transition(verification_id, VerificationStatus.COMPLETED, _V.status.in_(OPEN_STATUSES))
         if stored:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
-from namaskah.db.core import column_values
+from namaskah.db.core import column_values, rowcount
 from namaskah.db.session import plain_session
 from namaskah.db.upsert import insert_or_skip, insert_or_skip_into
 from namaskah.domain.accounts.models import User
@@ -194,10 +194,8 @@ class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccoun
         )
         # The reference goes in first: a concurrent twin waits here on the unique index until this transaction
         # ends, then finds the reference taken, so it answers "already booked" and never touches the balance.
-        inserted = await session.execute(
-            insert_or_skip_into(session, _TRANSACTIONS, ("reference",)), column_values(transaction)
-        )
-        if not _rowcount(inserted):
+        inserted = await session.execute(insert_or_skip_into(_TRANSACTIONS, ("reference",)), column_values(transaction))
+        if not rowcount(inserted):
             return await self._booked(reference, user_id, change, kind)
         moved = await self._move(user_id, change)
         if moved is None:
@@ -269,12 +267,6 @@ class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccoun
             raise ReferenceConflict(f"The reference {reference!r} was already booked for something else")
         logger.info("ledger_reference_already_booked", reference=reference)
         return Booking(transaction=row[1], entry=row[0], created=False)
-
-
-def _rowcount(result: object) -> int:
-    # DML results carry a rowcount; the generic Result type does not say so.
-    count: int = getattr(result, "rowcount", 0)
-    return count
 
 
 def _require_positive(amount: int) -> None:
