@@ -2,7 +2,8 @@
 pgbench's built-in tpcb-like script, on the same PostgreSQL server and the same throwaway database.
 
 Ours is driven in-process (asyncio, uvloop when installed, no HTTP): `concurrency` tasks, each buying on its own
-funded user for `--duration` seconds. pgbench runs `-b tpcb-like` with as many clients. The rounds alternate.
+funded user for `--duration` seconds. pgbench runs `-b tpcb-like` with as many clients. A third side, bare_sql,
+writes the same rows with the same statements over raw asyncpg (purchase_sql.py). The rounds rotate the order.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from namaskah.domain.verifications.service import VerificationService
 from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import WalletService
 from namaskah.lib.logging import configure_logging
+from purchase_sql import BareSql
 
 TARGET_RATIO = 0.50
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -237,18 +239,17 @@ class Ours:
 
         started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(buyer(n) for n in range(len(self.users))))
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        total = sum(counts)
-        cpu_ms = round(cpu / total * 1000, 2) if total else None
-        return Round(
-            tps=round(total / elapsed, 1),
-            transactions=total,
-            elapsed_s=round(elapsed, 2),
-            cpu_ms_per_transaction=cpu_ms,
-        )
+        return in_process_round(sum(counts), time.perf_counter() - started, time.process_time() - cpu_started)
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def in_process_round(total: int, elapsed: float, cpu: float) -> Round:
+    cpu_ms = round(cpu / total * 1000, 2) if total else None
+    return Round(
+        tps=round(total / elapsed, 1), transactions=total, elapsed_s=round(elapsed, 2), cpu_ms_per_transaction=cpu_ms
+    )
 
 
 # --- the run ----------------------------------------------------------------------------------------------
@@ -271,31 +272,38 @@ def spread(rounds: list[Round]) -> float:
 def measure(args: argparse.Namespace, pgbench: str, database: str, workdir: Path) -> dict[str, Any]:
     log_path = workdir / "ours.log"
     loop = new_loop()
-    results: dict[str, list[Round]] = {"ours": [], "pgbench": []}
+    sides = ["ours", "bare_sql", "pgbench"]
+    results: dict[str, list[Round]] = {side: [] for side in sides}
     with log_path.open("w", encoding="utf-8") as log:
         configure_logging("INFO", "json", stream=log)  # the app's production logging: one line per purchase
         ours = Ours(dsn_for(args.postgres, database, "postgresql+asyncpg"), args.concurrency)
+        bare = BareSql(dsn_for(args.postgres, database), [], SERVICE, TIER)
         try:
             loop.run_until_complete(ours.provision())
+            bare.users = ours.users
+            loop.run_until_complete(bare.open())
             statements = loop.run_until_complete(ours.statements_per_purchase())
-            # Warm both sides: our pool and statement caches, pgbench's tables in shared buffers.
+            # Warm the sides: pools and statement caches, the tables in shared buffers.
             loop.run_until_complete(ours.round(min(2.0, args.duration)))
+            loop.run_until_complete(bare.round(min(2.0, args.duration)))
             print(f"{args.concurrency} clients, {args.rounds} rounds of {args.duration:g} s per side, ", end="")
             print(f"pgbench -s {PGBENCH_SCALE} -j {min(PGBENCH_THREADS, args.concurrency)} -b tpcb-like")
             for n in range(args.rounds):
-                order = ["ours", "pgbench"] if n % 2 == 0 else ["pgbench", "ours"]
-                for side in order:
+                for side in sides[n % 3 :] + sides[: n % 3]:
                     if side == "ours":
                         result = loop.run_until_complete(ours.round(args.duration))
+                    elif side == "bare_sql":
+                        result = in_process_round(*loop.run_until_complete(bare.round(args.duration)))
                     else:
                         result = pgbench_round(pgbench, args.postgres, database, args)
                     results[side].append(result)
                     failed = f", {result.failed} failed" if result.failed else ""
                     if result.cpu_ms_per_transaction is not None:
                         failed += f", {result.cpu_ms_per_transaction:.2f} ms CPU of this process each"
-                    print(f"  round {n + 1} {side:8} {result.tps:9.1f} tps ({result.transactions} in ", end="")
+                    print(f"  round {n + 1} {side:9} {result.tps:9.1f} tps ({result.transactions} in ", end="")
                     print(f"{result.elapsed_s:.1f} s{failed})", flush=True)
         finally:
+            loop.run_until_complete(bare.close())
             loop.run_until_complete(ours.close())
             loop.close()
     return {"results": results, "statements": statements, "log_lines": harness.count_lines(log_path)}
@@ -311,6 +319,9 @@ def report(measured: dict[str, Any], args: argparse.Namespace) -> int:
         "purchases",
         {
             "ratio": round(ratio, 3),
+            # How far the database itself is from pgbench for our rows, and how far our stack is from bare SQL.
+            "bare_sql_vs_pgbench": round(medians["bare_sql"] / medians["pgbench"], 3),
+            "ours_vs_bare_sql": round(medians["ours"] / medians["bare_sql"], 3),
             "target_ratio": TARGET_RATIO,
             "target_met": met,
             "median_tps": medians,
@@ -338,7 +349,7 @@ def report(measured: dict[str, Any], args: argparse.Namespace) -> int:
     )
     print(f"\nmedians over {args.rounds} rounds:")
     for side, value in medians.items():
-        print(f"  {side:8} {value:9.1f} tps")
+        print(f"  {side:9} {value:9.1f} tps")
     for side, moved in spreads.items():
         if moved > harness.NOISY_SPREAD:
             print(f"warning: {side} varied {moved:.0%} across rounds; is something else loading the machine?")
@@ -346,6 +357,9 @@ def report(measured: dict[str, Any], args: argparse.Namespace) -> int:
     print(f"SQL statements per purchase: {measured['statements']} (+ BEGIN and COMMIT); ", end="")
     print("pgbench tpcb-like: 5 (+ BEGIN and END)")
     print(f"our log lines written: {measured['log_lines']}")
+    bare_ratio, stack_ratio = medians["bare_sql"] / medians["pgbench"], medians["ours"] / medians["bare_sql"]
+    print(f"bare_sql / pgbench = {bare_ratio:.2f} (the database's work for our rows); ", end="")
+    print(f"ours / bare_sql = {stack_ratio:.2f} (our Python stack)")
     print(f"results: {harness.relative(path)}")
     print(f"purchases ratio={ratio:.2f} (ours {medians['ours']:.0f} tps / pgbench {medians['pgbench']:.0f} tps)")
     return 2 if args.strict and not met else 0
