@@ -182,7 +182,8 @@ def _start_expiry_sweeper(settings: Settings, relay: OutboxRelay) -> asyncio.Tas
 def _start_rental_sweeper(settings: Settings, relay: OutboxRelay) -> asyncio.Task[None] | None:
     if settings.rental_sweep_interval <= 0:
         return None
-    sweep = run_rental_sweeper(relay, interval=settings.rental_sweep_interval)
+    pending_timeout = timedelta(seconds=settings.rental_pending_timeout)
+    sweep = run_rental_sweeper(relay, interval=settings.rental_sweep_interval, pending_timeout=pending_timeout)
     return asyncio.create_task(sweep, name="rental-sweeper")
 
 

@@ -13,7 +13,6 @@ from namaskah.db.base import utcnow
 from namaskah.domain.rentals.service import RentalService
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.relay import OutboxRelay
-from namaskah.settings import get_settings
 
 logger = get_logger(__name__)
 
@@ -30,11 +29,8 @@ async def sweep_rentals(relay: OutboxRelay, *, pending_timeout: timedelta) -> No
         await service.expire_due(now)
 
 
-async def run_rental_sweeper(relay: OutboxRelay, *, interval: float, pending_timeout: timedelta | None = None) -> None:
-    """Sweep forever; an error (the database restarting) is logged and the next round tries again. Without
-    `pending_timeout`, RENTAL_PENDING_TIMEOUT from the process's settings (what create_app reads too)."""
-    if pending_timeout is None:
-        pending_timeout = timedelta(seconds=get_settings().rental_pending_timeout)
+async def run_rental_sweeper(relay: OutboxRelay, *, interval: float, pending_timeout: timedelta) -> None:
+    """Sweep forever; an error (the database restarting) is logged and the next round tries again."""
     while True:
         await asyncio.sleep(interval)
         try:

@@ -32,6 +32,7 @@ from namaskah.domain.verifications.schemas import VerificationCreate
 from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import InsufficientCredits, WalletService
 from namaskah.lib.errors import DomainError
+from namaskah.lib.idempotency import check_same_request
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.service import OutboxService
 from namaskah.providers.base import ProviderMessage, ProviderNumber
@@ -51,12 +52,6 @@ class VerificationNotFound(DomainError):
     status_code = 404
     code = "verification_not_found"
     title = "Verification not found"
-
-
-class IdempotencyKeyReused(DomainError):
-    status_code = 422
-    code = "idempotency_key_reused"
-    title = "Idempotency key reused"
 
 
 class NotCancellable(DomainError):
@@ -345,7 +340,6 @@ class _Moved:
 
 
 def _replay(earlier: Verification, fingerprint: str) -> Verification:
-    if earlier.request_fingerprint != fingerprint:
-        raise IdempotencyKeyReused("This Idempotency-Key was used for a different request")
+    check_same_request(earlier.request_fingerprint, fingerprint)
     logger.info("verification_purchase_replayed", verification_id=str(earlier.id))
     return earlier
