@@ -76,6 +76,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, process:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
 
 
+# A loaded CI machine can take half a minute just to import the service; a crash is seen at once either way.
+STARTUP_TIMEOUT = 60.0
+
+
+def _started(process: Process, predicate: Callable[[], Any], what: str) -> None:
+    """Wait for a child to come up; one that does not is stopped, not left running after the failed test."""
+    try:
+        wait_until(predicate, STARTUP_TIMEOUT, what, process)
+    except BaseException:
+        process.stop()
+        raise
+
+
 def _answers(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1).status_code == 200
@@ -89,7 +102,7 @@ def start_server(env: dict[str, str], log_dir: Path, *, argv: list[str] | None =
     if argv:
         command = [*argv, "--port", str(port)]
     server = Server(Process("server", command, env, log_dir), f"http://127.0.0.1:{port}")
-    wait_until(lambda: _answers(server.url + "/health/live"), 30, "the server to answer", server.process)
+    _started(server.process, lambda: _answers(server.url + "/health/live"), "the server to answer")
     return server
 
 
@@ -104,12 +117,7 @@ class Server:
 
 def start_worker(env: dict[str, str], log_dir: Path) -> Process:
     worker = Process("worker", [sys.executable, "-m", "namaskah", "worker", "--threads", "2"], env, log_dir)
-    wait_until(
-        lambda: any(line.get("event") == "worker_started" for line in worker.json_lines()),
-        30,
-        "the worker to start",
-        worker,
-    )
+    _started(worker, lambda: any(line.get("event") == "worker_started" for line in worker.json_lines()), "the worker")
     return worker
 
 
