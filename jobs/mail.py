@@ -1,4 +1,4 @@
-"""Mail actors: deliver one mail (an `.eml` file under DATA_DIR outside production)."""
+"""Mail actors: deliver one mail (through SMTP_HOST, or as an `.eml` file under DATA_DIR outside production)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,31 @@ from cryptography.fernet import InvalidToken
 
 from jobs import runtime
 from namaskah.lib.logging import get_logger
-from namaskah.lib.mail import MailNotConfigured, SendMail, send
+from namaskah.lib.mail import MailNotConfigured, SendMail, dispatch
+from namaskah.lib.smtp import MailDeferred, MailRejected
 
 logger = get_logger(__name__)
 
 
-# A plain (not async) actor: delivery is blocking I/O, which Dramatiq runs on its worker threads, off any loop.
-# Retrying cannot help a missing SMTP setup or a mail sealed with a replaced SECRET_KEY.
+# Retried with Dramatiq's backoff (15 s doubling, about 8 minutes in all) while the relay is down, slow or
+# answers 4xx. Retrying cannot help a missing SMTP setup, a mail sealed with a replaced SECRET_KEY, nor a 5xx
+# refusal of this mail: those fail at once and the message is dead-lettered (kept sealed, a week, in Redis).
 @dramatiq.actor(
     actor_name=SendMail.actor_name,
     queue_name=SendMail.queue_name,
     max_retries=5,
-    throws=(MailNotConfigured, InvalidToken),
+    throws=(MailNotConfigured, MailRejected, InvalidToken),
 )
-def send_mail(payload: dict[str, Any]) -> None:
+async def send_mail(payload: dict[str, Any]) -> None:
     job = SendMail.decode(payload)
-    send(job, runtime.settings)
     # Purpose and user only: the mail's address, subject and link stay out of the log.
-    logger.info("mail_sent", purpose=job.purpose, user_id=str(job.user_id) if job.user_id else None)
+    fields = {"purpose": job.purpose, "user_id": str(job.user_id) if job.user_id else None}
+    try:
+        via = await dispatch(job, runtime.settings)
+    except MailRejected as exc:
+        logger.warning("mail_rejected", **fields, stage=exc.stage, code=exc.code)
+        raise
+    except MailDeferred as exc:
+        logger.warning("mail_deferred", **fields, stage=exc.stage, code=exc.code)
+        raise
+    logger.info("mail_sent", **fields, via=via)

@@ -1,21 +1,24 @@
-"""Outgoing mail: requested as a sealed `SendMail` job; written as `.eml` files outside production (no SMTP yet)."""
+"""Outgoing mail: requested as a sealed `SendMail` job; sent through SMTP_HOST, else written as `.eml` files."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import os
+import ssl
 import tempfile
 import uuid
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formatdate, parseaddr
 from pathlib import Path
 
 import msgspec
 from cryptography.fernet import Fernet
 from uuid_utils.compat import uuid7
 
+from namaskah.lib import smtp
 from namaskah.lib.outbox.jobs import Job
 from namaskah.settings import Environment, Settings
 
@@ -23,13 +26,16 @@ MAIL_DIR = "mail"
 
 
 class Mail(msgspec.Struct, frozen=True, kw_only=True):
+    """One mail, as `namaskah.lib.mail_templates.render` makes it: a text part always, an HTML one beside it."""
+
     to: str
     subject: str
     text: str
+    html: str | None = None
 
 
 class MailNotConfigured(RuntimeError):
-    """Production has no way to send mail yet; a worker refuses rather than drop mail on its disk."""
+    """Production without SMTP_HOST: a worker refuses rather than drop mail on its disk."""
 
 
 def _sealing_key(secret_key: str) -> Fernet:
@@ -61,8 +67,20 @@ class SendMail(Job, frozen=True, kw_only=True):
         return msgspec.json.decode(_sealing_key(secret_key).decrypt(self.sealed.encode()), type=Mail)
 
 
+async def dispatch(job: SendMail, settings: Settings, *, tls_context: ssl.SSLContext | None = None) -> str:
+    """What the `mail.send` actor does, answering how: `smtp` when SMTP_HOST is set (any environment), else
+    `file` (an `.eml` file; MailNotConfigured in production). SMTP failures raise smtp.MailDeferred (worth a
+    retry) or smtp.MailRejected (not)."""
+    if not settings.smtp_host:
+        await asyncio.to_thread(send, job, settings)
+        return "file"
+    message = build_message(job.open(settings.secret_key), settings.mail_from, mail_id=job.mail_id)
+    await smtp.send_message(message, settings, tls_context=tls_context)
+    return "smtp"
+
+
 def send(job: SendMail, settings: Settings) -> Path:
-    """What the `mail.send` actor does; blocking file I/O."""
+    """The `.eml` delivery of a job (`dispatch` without SMTP_HOST); blocking file I/O."""
     return deliver(job.open(settings.secret_key), settings, mail_id=job.mail_id)
 
 
@@ -72,15 +90,17 @@ def deliver(mail: Mail, settings: Settings, *, mail_id: uuid.UUID | None = None)
     A redelivered job passes the same `mail_id` and rewrites the same file, so it still leaves one mail.
     """
     if settings.app_env is Environment.PRODUCTION:
-        raise MailNotConfigured("Mail cannot be sent in production yet: SMTP delivery arrives with the events issue.")
+        raise MailNotConfigured("Mail cannot be sent in production without SMTP: set SMTP_HOST (see .env.example).")
     directory = Path(settings.data_dir) / MAIL_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{mail_id or uuid7()}.eml"
+    mail_id = mail_id or uuid.UUID(str(uuid7()))
+    target = directory / f"{mail_id}.eml"
     # mkstemp makes the file private to us (it holds a live link); the rename means no reader sees half a mail.
     fd, partial = tempfile.mkstemp(dir=directory, prefix=".", suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(_message(mail, settings.mail_from).as_bytes())
+            # 8bit rather than quoted-printable: a developer opening the file sees each link whole, ready to copy.
+            file.write(build_message(mail, settings.mail_from, mail_id=mail_id, cte="8bit").as_bytes())
         Path(partial).replace(target)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
@@ -88,14 +108,20 @@ def deliver(mail: Mail, settings: Settings, *, mail_id: uuid.UUID | None = None)
     return target
 
 
-def _message(mail: Mail, sender: str) -> EmailMessage:
+def build_message(mail: Mail, sender: str, *, mail_id: uuid.UUID, cte: str | None = None) -> EmailMessage:
+    """The RFC 5322 message: text/plain, or multipart/alternative with the HTML part last (the one preferred).
+
+    The Message-ID comes from the job's id, so a mail sent again by a retried job is the same message to the
+    recipient's client. `cte=None` lets the library choose an encoding any server carries.
+    """
     message = EmailMessage()
     message["From"] = sender
     message["To"] = mail.to
     message["Subject"] = mail.subject
     message["Date"] = formatdate(localtime=False, usegmt=True)
-    # The sender's domain, not make_msgid's default: that one asks DNS for this host's name.
-    message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or "localhost")
-    # 8bit rather than quoted-printable: a developer opening the file sees each link whole, ready to copy.
-    message.set_content(mail.text, cte="8bit")
+    # The sender's domain, as make_msgid's default would ask DNS for this host's name.
+    message["Message-ID"] = f"<{mail_id}@{parseaddr(sender)[1].rpartition('@')[2] or 'localhost'}>"
+    message.set_content(mail.text, cte=cte)
+    if mail.html is not None:
+        message.add_alternative(mail.html, subtype="html", cte=cte)
     return message

@@ -27,6 +27,7 @@ from namaskah.domain.accounts.service import normalize_email
 from namaskah.domain.audit.service import Actor, AuditService
 from namaskah.lib.logging import get_logger
 from namaskah.lib.mail import Mail, SendMail
+from namaskah.lib.mail_templates import EmailVerification, PasswordReset, render
 from namaskah.lib.outbox.service import OutboxService
 from namaskah.lib.security.passwords import PasswordHasher, check_password_policy
 from namaskah.lib.security.tokens import hash_token, new_opaque_token
@@ -45,22 +46,7 @@ class TokenPurpose(StrEnum):
 # Prefixes tell people, secret scanners and the log redaction what a leaked token is.
 TOKEN_PREFIXES = {TokenPurpose.VERIFY_EMAIL: "ev", TokenPurpose.RESET_PASSWORD: "pr"}
 LINK_PATHS = {TokenPurpose.VERIFY_EMAIL: "/verify-email", TokenPurpose.RESET_PASSWORD: "/reset-password"}
-SUBJECTS = {
-    TokenPurpose.VERIFY_EMAIL: "Confirm your email address",
-    TokenPurpose.RESET_PASSWORD: "Reset your Namaskah SMS password",
-}
-BODIES = {
-    TokenPurpose.VERIFY_EMAIL: (
-        "Hello,\n\nPlease confirm that this address belongs to your Namaskah SMS account by opening this link:\n\n"
-        "{link}\n\nThe link works once and expires in {lifetime}. "
-        "If you did not create an account, you can ignore this email.\n"
-    ),
-    TokenPurpose.RESET_PASSWORD: (
-        "Hello,\n\nSomeone, hopefully you, asked to reset the password of your Namaskah SMS account. "
-        "Choose a new one here:\n\n{link}\n\nThe link works once and expires in {lifetime}. "
-        "If you did not ask for it, ignore this email: your password stays as it is.\n"
-    ),
-}
+TEMPLATES = {TokenPurpose.VERIFY_EMAIL: EmailVerification, TokenPurpose.RESET_PASSWORD: PasswordReset}
 
 
 class AccountToken(UUIDv7Base):
@@ -210,8 +196,7 @@ class AccountEmailService(SQLAlchemyAsyncRepositoryService[AccountToken, Account
     def _render(self, purpose: TokenPurpose, to: str, token: str, ttl: timedelta) -> Mail:
         # In the fragment, the token never reaches a web server (its logs) nor a Referer header.
         link = f"{self.settings.public_base_url.rstrip('/')}{LINK_PATHS[purpose]}#token={token}"
-        body = BODIES[purpose].format(link=link, lifetime=_lifetime(ttl))
-        return Mail(to=to, subject=SUBJECTS[purpose], text=body)
+        return render(TEMPLATES[purpose](link=link, expires_in=ttl), to=to)
 
     async def _find(self, token: str, purpose: TokenPurpose, now: datetime) -> tuple[AccountToken, User]:
         """The token's row and its user, or the refusal: unknown, spent, replaced or expired."""
@@ -275,12 +260,3 @@ class AccountEmailService(SQLAlchemyAsyncRepositoryService[AccountToken, Account
         """Re-read the user's row under a lock held to commit: password and link changes apply one at a time."""
         query = select(User).where(User.id == user.id).with_for_update().execution_options(populate_existing=True)
         return (await self.session.scalars(query)).one()
-
-
-def _lifetime(ttl: timedelta) -> str:
-    seconds = int(ttl.total_seconds())
-    if seconds % 3600 == 0:
-        hours = seconds // 3600
-        return "1 hour" if hours == 1 else f"{hours} hours"
-    minutes = round(seconds / 60)
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"
