@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from namaskah.domain.catalog.schemas import SyncReport
+    from namaskah.lib.dead_letters import DeadLetters
 
 T = TypeVar("T")
 
@@ -121,6 +123,11 @@ def worker(threads: int | None) -> None:
     settings = _settings()
     if not settings.uses_redis:
         raise click.UsageError("REDIS_URL is not set: without Redis the API process runs the jobs itself")
+    from namaskah.lib import worker_metrics
+
+    if settings.worker_metrics_port:
+        _prepare_metrics_dir(worker_metrics.metrics_dir(settings))
+        worker_metrics.export_dir(worker_metrics.metrics_dir(settings))
     import dramatiq
 
     from namaskah.lib.logging import configure_logging, get_logger
@@ -128,6 +135,8 @@ def worker(threads: int | None) -> None:
     configure_logging(settings.log_level, settings.log_format)
     import jobs
 
+    if settings.worker_metrics_port:
+        worker_metrics.enable(jobs.broker, settings)
     log = get_logger("namaskah.worker")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -141,6 +150,104 @@ def worker(threads: int | None) -> None:
     consumer.stop(timeout=30_000)
     jobs.broker.emit_before("process_stop")
     jobs.broker.close()
+
+
+def _redis_settings(without: str) -> Settings:
+    settings = _settings()
+    if not settings.uses_redis:
+        raise click.UsageError(f"REDIS_URL is not set: {without}")
+    return settings
+
+
+@main.command()
+def scheduler() -> None:
+    """Send the periodic jobs while this process holds the leader lock (run two: the other takes over)."""
+    settings = _redis_settings("without Redis the API process runs the scheduler itself")
+    import logging
+
+    from namaskah.domain.maintenance.schedule import periodic_tasks
+    from namaskah.lib.logging import configure_logging
+    from namaskah.lib.queue import build_broker, redis_client
+    from namaskah.lib.scheduler import PeriodicScheduler, lock_key
+
+    configure_logging(settings.log_level, settings.log_format)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # our line per tick instead of its two
+    broker = build_broker(settings)
+    client, key = redis_client(settings.redis_url), lock_key(settings.dramatiq_namespace)
+    periodic = PeriodicScheduler.with_redis_lease(
+        broker, periodic_tasks(settings), client, key, ttl=settings.scheduler_lock_ttl
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: periodic.stop())
+    periodic.run()
+    broker.close()
+
+
+@main.group("jobs")
+def jobs_group() -> None:
+    """Jobs Dramatiq gave up on (dead letters, kept DRAMATIQ_DEAD_MESSAGE_TTL seconds)."""
+
+
+@jobs_group.command("failed")
+@click.option("--queue", default=None, help="Only this queue (default: every queue).")
+@click.option("--limit", default=50, type=click.IntRange(1, 10_000), help="How many, most recent first.")
+def jobs_failed(queue: str | None, limit: int) -> None:
+    """List failed jobs: id, actor, queue, when, the error, and their arguments with secrets left out."""
+    letters = _dead_letters()
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    with _redis_errors():
+        found, total = letters.latest(queue=queue, limit=limit), letters.count(queue)
+    if not found:
+        click.echo("no failed jobs")
+        return
+    table = Table(title=f"failed jobs: {len(found)} of {total}, most recent first (times in UTC)")
+    table.add_column("id", no_wrap=True, min_width=36)  # whole, to paste into `namaskah jobs retry`
+    for column in ("actor", "queue", "failed at", "attempts", "error", "args"):
+        table.add_column(column, overflow="fold")
+    for letter in found:
+        failed_at = letter.failed_at.strftime("%Y-%m-%d %H:%M:%S")
+        cells = (letter.id, letter.actor, letter.queue, failed_at, str(letter.attempts), letter.error or "", letter.args)
+        table.add_row(*(Text(cell) for cell in cells))  # Text: no rich markup read in errors and arguments
+    Console().print(table)
+
+
+@jobs_group.command("retry")
+@click.argument("job_id")
+def jobs_retry(job_id: str) -> None:
+    """Requeue one failed job (JOB_ID from `namaskah jobs failed`) for one more attempt."""
+    with _redis_errors():
+        letter = _dead_letters().retry(job_id)
+    if letter is None:
+        click.echo(f"namaskah: no failed job {job_id}", err=True)
+        sys.exit(1)
+    click.echo(f"requeued {letter.id} ({letter.actor}) on {letter.queue}")
+
+
+@contextlib.contextmanager
+def _redis_errors() -> Iterator[None]:
+    import redis
+
+    try:
+        yield
+    except redis.RedisError as exc:
+        click.echo(f"namaskah: Redis did not answer: {exc}", err=True)
+        sys.exit(1)
+
+
+def _dead_letters() -> DeadLetters:
+    settings = _redis_settings("in dev mode failed jobs live in the API process's memory")
+    import redis
+
+    from namaskah.lib.dead_letters import DeadLetters
+    from namaskah.lib.logging import configure_logging
+
+    configure_logging("WARNING", settings.log_format, sys.stderr)
+    # Not lib.queue's client: that module brings the database layer, seconds of start-up for two Redis commands.
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+    return DeadLetters(client, settings.dramatiq_namespace)
 
 
 @main.group()

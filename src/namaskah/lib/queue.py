@@ -17,6 +17,7 @@ from dramatiq.middleware.asyncio import AsyncIO
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from namaskah.db.engine import create_engine, create_session_factory
+from namaskah.lib.dead_letters import FailureRecorder
 from namaskah.lib.logging import bind_context, clear_context
 from namaskah.lib.outbox.relay import OutboxRelay
 from namaskah.lib.redis_client import async_redis
@@ -55,9 +56,15 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     """Redis when REDIS_URL is set; otherwise the in-memory broker that dev mode's in-process worker consumes."""
     broker: dramatiq.Broker
     if settings.uses_redis:
+        client = redis_client(settings.redis_url)
         broker = RedisBroker(  # type: ignore[no-untyped-call]
-            client=redis_client(settings.redis_url), namespace=settings.dramatiq_namespace
+            client=client,
+            namespace=settings.dramatiq_namespace,
+            heartbeat_timeout=int(settings.dramatiq_heartbeat_timeout * 1000),
+            dead_message_ttl=int(settings.dramatiq_dead_message_ttl * 1000),
+            maintenance_chance=settings.dramatiq_maintenance_chance,
         )
+        broker.add_middleware(FailureRecorder(client, settings.dramatiq_namespace))
     else:
         broker = StubBroker()
     broker.add_middleware(AsyncIO())
