@@ -116,6 +116,7 @@ class SmtpServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = _Session(tls=self.implicit_tls is not None)
         self._clients[writer] = asyncio.current_task()
+        upgrade_failed = False
 
         async def reply(code: int, text: str = "ok") -> None:
             writer.write(f"{code} {text}\r\n".encode())
@@ -139,7 +140,15 @@ class SmtpServer:
                     await writer.drain()
                 elif verb == "STARTTLS" and self.starttls_context is not None and not session.tls:
                     await reply(220, "go ahead")
-                    await writer.start_tls(self.starttls_context)
+                    plain = writer.transport
+                    try:
+                        await writer.start_tls(self.starttls_context)
+                    except AttributeError:
+                        # The client hung up in the handshake (it refused our certificate): CPython 3.11 then
+                        # leaves the writer without a transport, which its __del__ trips over. Give it the old one.
+                        writer._transport = plain  # type: ignore[attr-defined]
+                        upgrade_failed = True
+                        return
                     session = _Session(tls=True)
                 elif verb == "AUTH":
                     await self._auth(session, argument, reply, ask)
@@ -169,10 +178,12 @@ class SmtpServer:
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
-            self._clients.pop(writer, None)
             writer.close()
-            with contextlib.suppress(ConnectionError, ssl.SSLError):
-                await writer.wait_closed()
+            # A TLS client may leave without its close_notify: do not wait for it for ever.
+            with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
+                if not upgrade_failed:  # that transport never reports its end
+                    await asyncio.wait_for(writer.wait_closed(), 2)
+            self._clients.pop(writer, None)
 
     def _ehlo(self, session: _Session) -> str:
         lines = ["test.local", "8BITMIME", "PIPELINING"]
