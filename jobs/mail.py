@@ -15,13 +15,17 @@ from namaskah.lib.smtp import MailDeferred, MailRejected
 logger = get_logger(__name__)
 
 
-# Retried with Dramatiq's backoff (15 s doubling, about 8 minutes in all) while the relay is down, slow or
-# answers 4xx. Retrying cannot help a missing SMTP setup, a mail sealed with a replaced SECRET_KEY, nor a 5xx
-# refusal of this mail: those fail at once and the message is dead-lettered (kept sealed, a week, in Redis).
+# Retried while the relay is down, slow or answers 4xx: 8 times, backing off from 15 s to 10 minutes (18 to
+# 36 minutes in all, inside a reset link's hour). Retrying cannot help a missing SMTP setup, a mail sealed
+# with a replaced SECRET_KEY, nor a 5xx refusal of this mail: those fail at once, dead-lettered (kept sealed).
 @dramatiq.actor(
     actor_name=SendMail.actor_name,
     queue_name=SendMail.queue_name,
-    max_retries=5,
+    max_retries=8,
+    min_backoff=15_000,
+    max_backoff=600_000,
+    # Each SMTP step has SMTP_TIMEOUT (10 s); a whole delivery is a handful of them.
+    time_limit=120_000,
     throws=(MailNotConfigured, MailRejected, InvalidToken),
 )
 async def send_mail(payload: dict[str, Any]) -> None:
