@@ -117,7 +117,7 @@ def test_every_template_uses_only_its_context() -> None:
     assert set(CONTEXTS) == set(MailTemplate)
     for template, kind in CONTEXTS.items():
         for part in ("txt", "html"):
-            source = environment.loader.get_source(environment, f"{template}.{part}")[0]  # type: ignore[union-attr]
+            source = environment.loader.get_source(environment, f"{template}.{part}")[0]
             used = meta.find_undeclared_variables(environment.parse(source))
             assert used <= {*kind.__struct_fields__, "subject"}, (template, part)
             assert used >= set(kind.__struct_fields__) - {"currency"}, (template, part)
