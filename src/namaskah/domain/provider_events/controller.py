@@ -41,5 +41,8 @@ class TextVerifiedEventController(Controller):
         body = await request.body()
         verify(body, request.headers.get(SIGNATURE_HEADER), secret)  # before the body is parsed at all
         envelope, payload = parse_event(body)
+        # No age limit on `occurredAt`: the vendor signs no send time (only the body, whose `occurredAt` its retries
+        # keep for as long as they back off, and a refused retry counts toward disabling the webhook), and a replayed
+        # body repeats its signed `id`, which the unique key already stores nothing for. Rows are never pruned.
         stored = await provider_events.receive(PROVIDER, envelope, payload)
         return ProviderEventAck(id=envelope.id, duplicate=not stored)
