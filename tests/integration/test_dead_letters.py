@@ -49,9 +49,7 @@ class Actors:
                 raise ConnectionError("provider down")
             self.done.append(payload["user_id"])
 
-        @dramatiq.actor(
-            broker=self.broker, actor_name="tests.retried", max_retries=1, min_backoff=10, max_backoff=20
-        )
+        @dramatiq.actor(broker=self.broker, actor_name="tests.retried", max_retries=1, min_backoff=10, max_backoff=20)
         def retried(payload: dict[str, Any]) -> None:
             self.attempts += 1
             raise ValueError(f"attempt {self.attempts}")
@@ -94,7 +92,9 @@ def test_a_failed_job_is_listed_with_its_error_and_no_secret(
     assert (letter.actor, letter.queue, letter.attempts) == ("tests.always_fails", "default", 1)
     assert utcnow() - timedelta(seconds=30) < letter.failed_at <= utcnow()
     assert letter.error == "RuntimeError: provider refused the key [REDACTED]"
-    assert letter.args == f"{{user_id={body['user_id']}, purpose=password_reset, sealed=<36 chars>, api_key=[REDACTED]}}"
+    assert (
+        letter.args == f"{{user_id={body['user_id']}, purpose=password_reset, sealed=<36 chars>, api_key=[REDACTED]}}"
+    )
     assert letters.queues() == ["default"]
     assert DeadLetters(client, f"{redis_namespace}-other").latest() == []  # DRAMATIQ_NAMESPACE is honoured
 
@@ -161,7 +161,9 @@ def test_unknown_ids_are_not_found(actors: Actors, client: redis.Redis, redis_na
 
 def test_arguments_are_summarized() -> None:
     nested = {"args": [{"rental_id": "0190b7a2-1c2d-7e3f-8a9b-0c1d2e3f4a5b"}], "options": {"password": "hunter2"}}
-    assert summarize(nested) == "{args=[{rental_id=0190b7a2-1c2d-7e3f-8a9b-0c1d2e3f4a5b}], options={password=[REDACTED]}}"
+    assert (
+        summarize(nested) == "{args=[{rental_id=0190b7a2-1c2d-7e3f-8a9b-0c1d2e3f4a5b}], options={password=[REDACTED]}}"
+    )
     assert summarize("Ada Lovelace <ada@example.com>") == "<30 chars>"
     assert summarize("2026-01-02T03:04:05.123456+00:00") == "2026-01-02T03:04:05.123456+00:00"
     assert summarize([1, 2.5, None, True]) == "[1, 2.5, null, true]"
