@@ -37,6 +37,7 @@ from namaskah.domain.tiers.models import TierPlan
 from namaskah.domain.verifications.service import parse_code
 from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import InsufficientCredits, WalletService
+from namaskah.domain.webhooks.events import rental_message_recorded, rentals_expiring
 from namaskah.lib.idempotency import check_same_request
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.service import OutboxService
@@ -282,6 +283,8 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
             }
             result = await session.execute(insert_or_skip(session, _M, ("rental_id", "provider_message_id"), **values))
             stored += getattr(result, "rowcount", 0) or 0
+            if getattr(result, "rowcount", 0):
+                await rental_message_recorded(session, rental_id, values)
         if stored:
             logger.info("rental_messages_recorded", rental_id=str(rental_id), count=stored)
         return stored
@@ -320,6 +323,7 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
 
     async def expire_due(self, now: datetime) -> int:
         """Active rentals past their end expire; auto-renewing ones are `renew_due`'s (renewed or lapsed)."""
+        await rentals_expiring(self._session, now)  # the `rental.expiring` webhooks of rentals about to end
         result = await self._session.execute(
             update(_R)
             .where(_R.status == ACTIVE, _R.auto_renew.is_(False), _R.ends_at <= now)

@@ -31,6 +31,7 @@ from namaskah.domain.verifications.models import (
 from namaskah.domain.verifications.schemas import VerificationCreate
 from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import InsufficientCredits, WalletService
+from namaskah.domain.webhooks.events import verification_changed
 from namaskah.lib.errors import DomainError
 from namaskah.lib.idempotency import check_same_request
 from namaskah.lib.logging import get_logger
@@ -302,6 +303,7 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
         ).all()
         for row in rows:
             await self._refund(_Moved(row.id, row.user_id, row.price, row.provider_id))
+            await verification_changed(self._session, row.id, row.user_id, VerificationStatus.EXPIRED.value)
         if rows:
             logger.info("verifications_expired", count=len(rows))
         return len(rows)
@@ -321,6 +323,8 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
                 .execution_options(synchronize_session=False)
             )
         ).one_or_none()
+        if row is not None:
+            await verification_changed(self._session, row.id, row.user_id, to.value)
         return None if row is None else _Moved(row.id, row.user_id, row.price, row.provider_id)
 
     async def _refund(self, moved: _Moved) -> None:

@@ -29,6 +29,7 @@ from namaskah.domain.wallet.models import (
     LedgerTransaction,
     SystemAccount,
 )
+from namaskah.domain.webhooks.events import wallet_credited
 from namaskah.lib.errors import DomainError
 from namaskah.lib.logging import get_logger
 from namaskah.lib.money import CURRENCY
@@ -121,9 +122,11 @@ class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccoun
         if kind not in CREDITS:
             raise ValueError(f"{kind!r} is not a credit")
         _require_positive(amount)
-        return await self._book(
+        booking = await self._book(
             user_id, amount, kind=kind, reference=reference, counterpart=CREDITS[kind], description=description
         )
+        await wallet_credited(self._session, user_id, booking)
+        return booking
 
     async def grant(self, user_id: uuid.UUID, amount: int, *, reason: str, reference: str) -> Booking:
         """An operator's credit to a user, recorded in the audit log (once, even when the reference repeats)."""

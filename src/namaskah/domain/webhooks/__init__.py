@@ -1,0 +1,1 @@
+"""Partner webhooks: endpoints, the events recorded for them, and their signed, retried, SSRF-guarded deliveries."""
