@@ -15,8 +15,8 @@ import yaml
 from namaskah.settings import Environment, Settings, load_settings, read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("migrate", "api", "worker")
-LONG_RUNNING = ("api", "worker", "postgres", "redis")
+APP_SERVICES = ("migrate", "api", "worker", "scheduler")
+LONG_RUNNING = ("api", "worker", "scheduler", "postgres", "redis")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$", re.IGNORECASE)
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@$]+@")
 
@@ -60,8 +60,8 @@ def _healthcheck_text(service: dict[str, Any]) -> str:
 # --- compose.prod.yaml -------------------------------------------------------------------------
 
 
-def test_compose_defines_the_five_services() -> None:
-    assert set(_services()) == {"migrate", "api", "worker", "postgres", "redis"}
+def test_compose_defines_the_six_services() -> None:
+    assert set(_services()) == {"migrate", "api", "worker", "scheduler", "postgres", "redis"}
 
 
 def test_app_services_share_the_image_built_from_the_containerfile() -> None:
@@ -81,6 +81,7 @@ def test_app_services_run_the_right_commands() -> None:
     services = _services()
     assert _command(services["migrate"]) == ["namaskah", "database", "upgrade"]
     assert _command(services["worker"]) == ["namaskah", "worker"]
+    assert _command(services["scheduler"]) == ["namaskah", "scheduler"]
     assert _command(services["api"])[:2] == ["namaskah", "run"]
 
 
@@ -99,6 +100,7 @@ def test_restart_policies() -> None:
         ("postgres", "pg_isready"),
         ("redis", "redis-cli ping"),
         ("worker", "REDIS_URL"),
+        ("scheduler", "REDIS_URL"),
     ],
 )
 def test_long_running_services_have_healthchecks(name: str, probe: str) -> None:
