@@ -13,9 +13,9 @@ def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
         PeriodicTask(SweepOutbox, every=settings.scheduler_outbox_sweep_interval),
         PeriodicTask(ExpireVerifications, every=settings.scheduler_verification_expiry_interval),
         PeriodicTask(SweepRentals, every=settings.scheduler_rental_sweep_interval),
-        # Partner webhooks plug in here once the webhooks area exposes `sweep_due_deliveries(...)`: a Tick job
-        # (`SweepWebhookDeliveries`, actor "webhooks.sweep_due_deliveries"), its actor in jobs/webhooks.py calling
-        # it through `domain.maintenance.worker.run_tick`, and a SCHEDULER_WEBHOOK_SWEEP_INTERVAL setting:
+        # Partner webhooks plug in here: a Tick job (`SweepWebhookDeliveries`, actor "webhooks.sweep_due_deliveries"),
+        # its actor in jobs/webhooks.py running `domain.webhooks.sweeper.sweep_due_deliveries(runtime.relay())`
+        # through `domain.maintenance.worker.run_tick`, and a SCHEDULER_WEBHOOK_SWEEP_INTERVAL setting:
         #   PeriodicTask(SweepWebhookDeliveries, every=settings.scheduler_webhook_sweep_interval),
         # Billing (renewals, dunning) and data retention join the same way when they exist.
     ]
