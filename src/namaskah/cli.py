@@ -208,8 +208,8 @@ def jobs_failed(queue: str | None, limit: int) -> None:
     for column in ("actor", "queue", "failed at", "attempts", "error", "args"):
         table.add_column(column, overflow="fold")
     for letter in found:
-        failed_at = letter.failed_at.strftime("%Y-%m-%d %H:%M:%S")
-        cells = (letter.id, letter.actor, letter.queue, failed_at, str(letter.attempts), letter.error or "", letter.args)
+        failed_at, attempts = letter.failed_at.strftime("%Y-%m-%d %H:%M:%S"), str(letter.attempts)
+        cells = (letter.id, letter.actor, letter.queue, failed_at, attempts, letter.error or "", letter.args)
         table.add_row(*(Text(cell) for cell in cells))  # Text: no rich markup read in errors and arguments
     Console().print(table)
 

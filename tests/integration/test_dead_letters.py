@@ -118,7 +118,8 @@ def test_a_retried_job_runs_again_once_and_leaves_the_dead_letters(
 
     actors.healed = True  # the operator fixed the cause
     retried = letters.retry(message.message_id)
-    assert retried is not None and retried.id == message.message_id
+    assert retried is not None
+    assert retried.id == message.message_id
     assert letters.count() == 0
     assert letters.retry(message.message_id) is None  # already requeued
     actors.run_until(lambda: actors.done == [body["user_id"]])
@@ -180,7 +181,8 @@ def test_the_cli_lists_and_retries(actors: Actors, client: redis.Redis, redis_na
     assert message.message_id in listed.stdout
     assert "tests.always_fails" in listed.stdout
     assert "RuntimeError: provider refused the key [REDACTED]" in listed.stdout
-    assert API_KEY not in listed.stdout and SEALED not in listed.stdout
+    assert API_KEY not in listed.stdout
+    assert SEALED not in listed.stdout
     assert "1 of 1" in listed.stdout
 
     retried = run_cli("jobs", "retry", message.message_id, env=env)

@@ -54,8 +54,10 @@ def queued(client: redis.Redis, namespace: str) -> list[dramatiq.Message[object]
 def test_one_holder_at_a_time_until_its_lock_expires(client: redis.Redis, redis_namespace: str) -> None:
     key = lock_key(redis_namespace)
     first, second = RedisLease(client, key, ttl=0.4), RedisLease(client, key, ttl=0.4)
-    assert first.keep() and first.held
-    assert not second.keep() and not second.held
+    assert first.keep()
+    assert first.held
+    assert not second.keep()
+    assert not second.held
     assert client.get(key) == first.token.encode()
     time.sleep(0.25)
     assert first.keep()  # renewed: the lock outlives its first TTL
@@ -63,9 +65,11 @@ def test_one_holder_at_a_time_until_its_lock_expires(client: redis.Redis, redis_
     time.sleep(0.25)
     assert not second.keep()
     time.sleep(0.45)  # the holder stopped renewing (a dead process): its lock expires in Redis
-    assert second.keep() and second.held
+    assert second.keep()
+    assert second.held
     # The old holder cannot extend what is no longer its lock, and knows it lost at once.
-    assert not first.keep() and not first.held
+    assert not first.keep()
+    assert not first.held
     assert client.get(key) == second.token.encode()
 
 
@@ -78,7 +82,8 @@ def test_release_deletes_only_its_own_lock(client: redis.Redis, redis_namespace:
     assert client.get(key) == current.token.encode()
     assert current.keep()
     current.release()
-    assert client.exists(key) == 0 and not current.held
+    assert client.exists(key) == 0
+    assert not current.held
 
 
 def test_a_leader_whose_renewal_fails_stops_sending_at_once(

@@ -3,7 +3,6 @@ instead of raised (so no dead letter per tick), and how long the tick waited."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import dramatiq
@@ -11,24 +10,16 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from structlog.testing import capture_logs
 
 from namaskah.db.base import utcnow
-from namaskah.db.engine import create_session_factory
 from namaskah.domain.maintenance.jobs import ExpireVerifications, SweepOutbox
 from namaskah.domain.maintenance.schemas import PingRequested
 from namaskah.domain.maintenance.worker import drain_outbox, run_tick
 from namaskah.lib.outbox.models import OutboxMessage
 from namaskah.lib.outbox.relay import OutboxRelay
 from namaskah.lib.outbox.service import OutboxService
-
-
-@pytest.fixture
-async def sessions(isolated_database: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_async_engine(isolated_database)
-    yield create_session_factory(engine)
-    await engine.dispose()
 
 
 async def leave_unpublished(sessions: async_sessionmaker[AsyncSession], count: int) -> None:
@@ -40,17 +31,17 @@ async def leave_unpublished(sessions: async_sessionmaker[AsyncSession], count: i
 
 
 async def test_one_outbox_tick_drains_a_backlog_larger_than_a_batch(
-    sessions: async_sessionmaker[AsyncSession],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
-    await leave_unpublished(sessions, 5)
+    await leave_unpublished(session_factory, 5)
     broker = StubBroker()
-    assert await drain_outbox(OutboxRelay(sessions, broker), older_than=timedelta(0), limit=2) == 5
+    assert await drain_outbox(OutboxRelay(session_factory, broker), older_than=timedelta(0), limit=2) == 5
     assert broker.queues["default"].qsize() == 5
-    async with sessions() as session:
+    async with session_factory() as session:
         waiting = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None))
         assert await session.scalar(waiting) == 0
     # Nothing left: the next tick costs one query and sends nothing.
-    assert await drain_outbox(OutboxRelay(sessions, broker), older_than=timedelta(0), limit=2) == 0
+    assert await drain_outbox(OutboxRelay(session_factory, broker), older_than=timedelta(0), limit=2) == 0
     assert broker.queues["default"].qsize() == 5
 
 
