@@ -23,6 +23,9 @@ class EntryKind(StrEnum):
     TOPUP = "topup"
     RENTAL = "rental"
     RENTAL_REFUND = "rental_refund"
+    TOPUP_REFUND = "topup_refund"  # Paystack refunded a top-up to the card: the credits go back out
+    DISPUTE_FREEZE = "dispute_freeze"  # a chargeback is open on a top-up: its credits are held
+    DISPUTE_RELEASE = "dispute_release"  # the chargeback was decided for us: the held credits come back
 
 
 class SystemAccount(StrEnum):
@@ -32,6 +35,7 @@ class SystemAccount(StrEnum):
     REFUNDS = "refunds"
     GRANTS = "grants"
     PAYSTACK_CLEARING = "paystack_clearing"
+    DISPUTES = "disputes"  # credits held while a chargeback is open (migration 0018)
 
 
 REFERENCE_MAX = 128
@@ -43,6 +47,7 @@ SYSTEM_ACCOUNT_IDS: dict[SystemAccount, uuid.UUID] = {
     SystemAccount.REFUNDS: uuid.UUID("00000000-0000-7000-8000-000000000002"),
     SystemAccount.GRANTS: uuid.UUID("00000000-0000-7000-8000-000000000003"),
     SystemAccount.PAYSTACK_CLEARING: uuid.UUID("00000000-0000-7000-8000-000000000004"),
+    SystemAccount.DISPUTES: uuid.UUID("00000000-0000-7000-8000-0000000000d1"),
 }
 
 

@@ -53,12 +53,15 @@ _INSERT_ENTRIES = insert(_ENTRIES)
 DEBITS: dict[EntryKind, SystemAccount] = {
     EntryKind.PURCHASE: SystemAccount.REVENUE,
     EntryKind.RENTAL: SystemAccount.REVENUE,
+    EntryKind.TOPUP_REFUND: SystemAccount.PAYSTACK_CLEARING,
+    EntryKind.DISPUTE_FREEZE: SystemAccount.DISPUTES,
 }
 CREDITS: dict[EntryKind, SystemAccount] = {
     EntryKind.REFUND: SystemAccount.REFUNDS,
     EntryKind.RENTAL_REFUND: SystemAccount.REFUNDS,
     EntryKind.TOPUP: SystemAccount.PAYSTACK_CLEARING,
     EntryKind.GRANT: SystemAccount.GRANTS,
+    EntryKind.DISPUTE_RELEASE: SystemAccount.DISPUTES,
 }
 
 
