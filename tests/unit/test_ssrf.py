@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from namaskah.domain.webhooks.errors import WebhookUrlForbidden, WebhookUrlInvalid, WebhookUrlUnresolvable
-from namaskah.domain.webhooks.sender import GuardedTransport
+from namaskah.domain.webhooks.sender import GuardedTransport, url_policy
 from namaskah.domain.webhooks.ssrf import (
     GuardedNetworkBackend,
     UrlPolicy,
@@ -21,6 +21,7 @@ from namaskah.domain.webhooks.ssrf import (
     forbidden_reason,
     system_resolver,
 )
+from namaskah.settings import SettingsError, load_settings
 from tests.support.tls import certificate_pair, serve_tls
 from tests.support.webhook_receiver import receiving
 
@@ -95,6 +96,25 @@ def test_public_unicast_addresses_are_allowed(address: str) -> None:
 def test_badly_shaped_urls_are_refused(url: str, message: str) -> None:
     with pytest.raises(WebhookUrlInvalid, match=message):
         check_url(url, STRICT)
+
+
+PRODUCTION = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "postgres://u:p@db:5432/namaskah",
+    "REDIS_URL": "redis://redis:6379/0",
+    "SECRET_KEY": "s" * 40,
+    "PAYSTACK_SECRET_KEY": "sk_live_" + "k" * 32,  # ignored where billing has no such setting
+}
+
+
+@pytest.mark.parametrize("variable", ["WEBHOOK_ALLOW_HTTP", "WEBHOOK_ALLOW_PRIVATE_HOSTS"])
+def test_production_refuses_the_developer_settings(variable: str) -> None:
+    assert url_policy(load_settings(PRODUCTION, env_file=None)) == STRICT
+    with pytest.raises(SettingsError, match=rf"^invalid setting {variable}: must be false in production"):
+        load_settings({**PRODUCTION, variable: "true"}, env_file=None)
+    for env in ("development", "test"):
+        settings = load_settings({variable: "true", "APP_ENV": env}, env_file=None)
+        assert url_policy(settings) != STRICT
 
 
 def test_http_is_accepted_only_when_allowed() -> None:

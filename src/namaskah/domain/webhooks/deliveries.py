@@ -5,7 +5,7 @@ A run of failures long enough disables the endpoint and mails its owner."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -81,7 +81,7 @@ class Claim:
     number: int
     endpoint_id: uuid.UUID
     url: str
-    secret: str
+    secret: str = field(repr=False)  # never in a log line or a traceback's message
     body: str
 
     @property
