@@ -1,4 +1,5 @@
-"""Webhook actors: one attempt at one delivery, sent again with the schedule's delay while it keeps failing."""
+"""Webhook actors: one attempt at one delivery, sent again with the schedule's delay while it keeps failing; the
+scheduler's sweep of deliveries left pending past their time."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any
 import dramatiq
 
 from jobs import runtime
+from namaskah.domain.maintenance.worker import run_tick
 from namaskah.domain.webhooks import worker
 from namaskah.domain.webhooks.deliveries import DeliveryRules
-from namaskah.domain.webhooks.jobs import DeliverWebhook
+from namaskah.domain.webhooks.jobs import DeliverWebhook, SweepWebhookDeliveries
 from namaskah.domain.webhooks.sender import WebhookSender, build_client, url_policy
+from namaskah.domain.webhooks.sweeper import sweep_due_deliveries
 from namaskah.lib.logging import get_logger
 
 logger = get_logger(__name__)
@@ -39,3 +42,14 @@ async def deliver(payload: dict[str, Any]) -> None:
         deliver.send_with_options(args=(payload,), delay=int(delay * 1000))
     except Exception as exc:  # Redis away: the delivery stays pending and due, for sweep_due_deliveries
         logger.warning("webhook_retry_not_scheduled", delivery_id=payload.get("delivery_id"), error=type(exc).__name__)
+
+
+# Like the maintenance sweeps: no Dramatiq retry (run_tick logs a failure; the next tick sweeps again).
+@dramatiq.actor(
+    actor_name=SweepWebhookDeliveries.actor_name,
+    queue_name=SweepWebhookDeliveries.queue_name,
+    max_retries=0,
+    time_limit=120_000,
+)
+async def sweep_deliveries(payload: dict[str, Any]) -> None:
+    await run_tick(SweepWebhookDeliveries.decode(payload), lambda: sweep_due_deliveries(runtime.relay()))
