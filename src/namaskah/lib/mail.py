@@ -25,13 +25,23 @@ from namaskah.settings import Environment, Settings
 MAIL_DIR = "mail"
 
 
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    """A file sent with a mail (an invoice's PDF): `content_type` is `type/subtype`."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
 class Mail(msgspec.Struct, frozen=True, kw_only=True):
-    """One mail, as `namaskah.lib.mail_templates.render` makes it: a text part always, an HTML one beside it."""
+    """One mail, as `namaskah.lib.mail_templates.render` makes it: a text part always, an HTML one beside it, and
+    any attachments after them (multipart/mixed)."""
 
     to: str
     subject: str
     text: str
     html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 class MailNotConfigured(RuntimeError):
@@ -109,7 +119,8 @@ def deliver(mail: Mail, settings: Settings, *, mail_id: uuid.UUID | None = None)
 
 
 def build_message(mail: Mail, sender: str, *, mail_id: uuid.UUID, cte: str | None = None) -> EmailMessage:
-    """The RFC 5322 message: text/plain, or multipart/alternative with the HTML part last (the one preferred).
+    """The RFC 5322 message: text/plain, or multipart/alternative with the HTML part last (the one preferred),
+    inside multipart/mixed when there are attachments (always base64).
 
     The Message-ID comes from the job's id, so a mail sent again by a retried job is the same message to the
     recipient's client. `cte=None` lets the library choose an encoding any server carries.
@@ -124,4 +135,7 @@ def build_message(mail: Mail, sender: str, *, mail_id: uuid.UUID, cte: str | Non
     message.set_content(mail.text, cte=cte)
     if mail.html is not None:
         message.add_alternative(mail.html, subtype="html", cte=cte)
+    for attachment in mail.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return message

@@ -15,3 +15,11 @@ def to_decimal_text(amount: int, currency: str = CURRENCY) -> str:
     sign = "-" if amount < 0 else ""
     major, minor = divmod(abs(amount), per_major)
     return f"{sign}{major}.{minor:0{digits}d}" if digits else f"{sign}{major}"
+
+
+def format_money(amount: int, currency: str = CURRENCY) -> str:
+    """`123456` kobo as `NGN 1,234.56`, for documents: grouped by thousands, from minor units by integer arithmetic."""
+    text = to_decimal_text(amount, currency)
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    major, dot, minor = digits.partition(".")
+    return f"{currency} {sign}{int(major):,}{dot}{minor}"

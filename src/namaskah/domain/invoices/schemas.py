@@ -1,0 +1,93 @@
+"""Bodies of the invoice routes: an invoice is the whole document (seller, buyer, lines, tax and totals), which is
+also what its PDF is rendered from."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+
+from namaskah.domain.invoices.models import Invoice, InvoiceLine
+
+
+class Seller(msgspec.Struct, frozen=True):
+    name: str
+    address: str
+    tax_id: str
+
+
+class Buyer(msgspec.Struct, frozen=True):
+    email: str
+    country: str
+
+
+class InvoiceLineRead(msgspec.Struct, frozen=True):
+    description: str
+    quantity: int
+    # Per unit, gross when `tax_mode` is inclusive and net when exclusive; the other three are the line's.
+    unit_amount: int
+    net: int
+    tax: int
+    gross: int
+
+    @classmethod
+    def of(cls, line: InvoiceLine) -> InvoiceLineRead:
+        return cls(
+            description=line.description,
+            quantity=line.quantity,
+            unit_amount=line.unit_amount,
+            net=line.net,
+            tax=line.tax,
+            gross=line.gross,
+        )
+
+
+class InvoiceRead(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    number: str
+    kind: str
+    source_reference: str
+    issued_at: datetime
+    currency: str
+    tax_mode: str
+    tax_name: str
+    tax_rate_bps: int
+    net_total: int
+    tax_total: int
+    gross_total: int
+    seller: Seller
+    buyer: Buyer
+    lines: list[InvoiceLineRead]
+    pdf_url: str
+
+    @classmethod
+    def of(cls, invoice: Invoice) -> InvoiceRead:
+        return cls(
+            id=invoice.id,
+            number=invoice.number,
+            kind=invoice.kind,
+            source_reference=invoice.source_reference,
+            issued_at=invoice.issued_at,
+            currency=invoice.currency,
+            tax_mode=invoice.tax_mode,
+            tax_name=invoice.tax_name,
+            tax_rate_bps=invoice.tax_rate_bps,
+            net_total=invoice.net_total,
+            tax_total=invoice.tax_total,
+            gross_total=invoice.gross_total,
+            seller=Seller(name=invoice.seller_name, address=invoice.seller_address, tax_id=invoice.seller_tax_id),
+            buyer=Buyer(email=invoice.buyer_email, country=invoice.country),
+            lines=[InvoiceLineRead.of(line) for line in invoice.lines],
+            pdf_url=pdf_path(invoice.id),
+        )
+
+
+class InvoiceList(msgspec.Struct, frozen=True):
+    items: list[InvoiceRead]
+    total: int
+
+
+def pdf_path(invoice_id: uuid.UUID) -> str:
+    """Where the owner downloads the PDF (the API's own path, under the same credentials)."""
+    return f"/v1/billing/invoices/{invoice_id}.pdf"

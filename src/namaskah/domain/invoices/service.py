@@ -1,0 +1,269 @@
+"""Issuing invoices (idempotent on the payment they document, numbered without gaps per year), and reading them
+back for their owner. There is no path that changes or removes an invoice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, NoReturn
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
+from uuid_utils.compat import uuid7
+
+from namaskah.db.base import utcnow
+from namaskah.db.session import plain_session
+from namaskah.domain.accounts.models import User
+from namaskah.domain.admin.service import UserNotFound
+from namaskah.domain.invoices.errors import InvoiceImmutable, InvoiceNotFound, InvoiceReferenceConflict
+from namaskah.domain.invoices.jobs import EmailInvoice
+from namaskah.domain.invoices.models import (
+    DESCRIPTION_MAX,
+    LINES_MAX,
+    REFERENCE_MAX,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+)
+from namaskah.domain.tax.calc import TaxMode, apply_tax
+from namaskah.domain.tax.service import AppliedRate, TaxService, normalize_country
+from namaskah.lib.logging import get_logger
+from namaskah.lib.money import MINOR_UNITS
+from namaskah.lib.outbox.service import OutboxService
+from namaskah.settings import Settings
+
+logger = get_logger(__name__)
+
+# The year's counter row, created at its first invoice and locked by this statement until the transaction ends
+# (ON CONFLICT DO UPDATE locks the row it meets, and waits for a concurrent creator to commit or roll back).
+_LOCK_YEAR = text(
+    "INSERT INTO invoice_counters (year, last_number) VALUES (:year, 0)"
+    " ON CONFLICT (year) DO UPDATE SET last_number = invoice_counters.last_number"
+)
+_NEXT_NUMBER = text(
+    "UPDATE invoice_counters SET last_number = last_number + 1 WHERE year = :year RETURNING last_number"
+)
+
+
+class LineItem(NamedTuple):
+    """One line to invoice. `amount` is per unit, in minor units, as TAX_MODE reads amounts: the gross the payer
+    paid when inclusive, the net before tax when exclusive. A plain `(description, amount, quantity)` tuple works."""
+
+    description: str
+    amount: int
+    quantity: int = 1
+
+
+def invoice_number(year: int, sequence: int) -> str:
+    """`INV-2026-000001`: six digits, more past the millionth invoice of a year (they still sort within a year)."""
+    return f"INV-{year}-{sequence:06d}"
+
+
+class _NoChanges:
+    """advanced-alchemy's generic update and delete paths, refused (the database would refuse them too)."""
+
+    async def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse()
+
+    async def update_many(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse()
+
+    async def upsert(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse()
+
+    async def upsert_many(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse()
+
+    async def get_or_upsert(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse()
+
+    async def get_and_update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse()
+
+    async def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse()
+
+    async def delete_many(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse()
+
+    async def delete_where(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse()
+
+
+class InvoiceRepository(_NoChanges, SQLAlchemyAsyncRepository[Invoice]):
+    model_type = Invoice
+
+
+def _refuse() -> NoReturn:
+    raise InvoiceImmutable("An issued invoice can not be changed or deleted; issue a credit note instead")
+
+
+class InvoiceService(_NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, InvoiceRepository]):
+    """Joins the caller's transaction: an invoice (and its number, and its mail) exists if and only if the
+    transaction that recorded the payment commits. `issue` is the only way in; nothing changes one."""
+
+    repository_type = InvoiceRepository
+
+    async def create(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("Invoices are issued with InvoiceService.issue, which numbers them")
+
+    async def create_many(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("Invoices are issued with InvoiceService.issue, which numbers them")
+
+    def __init__(
+        self, session: AsyncSession | async_scoped_session[AsyncSession], *, settings: Settings, **kwargs: Any
+    ) -> None:
+        super().__init__(session=session, **kwargs)
+        self.settings = settings
+
+    @property
+    def _session(self) -> AsyncSession:
+        return plain_session(self.repository.session)
+
+    async def issue(
+        self,
+        *,
+        user_id: uuid.UUID,
+        kind: InvoiceKind | str,
+        source_reference: str,
+        lines: Sequence[LineItem | tuple[str, int, int]],
+        currency: str,
+        country: str | None = None,
+        rate: AppliedRate | None = None,
+        now: datetime | None = None,
+    ) -> Invoice:
+        """Issue the invoice of one payment, numbered `INV-<year>-<n>` in the year of `now` (UTC), and request
+        the job that mails it. A `source_reference` invoiced before answers that invoice (nothing new, no mail);
+        for another user or kind it is 409 `invoice_reference_conflict`.
+
+        Tax: `rate` when the payment was quoted at one (`TaxService.quote(...).rate`), else the rate of `country`
+        (ISO 3166-1 alpha-2), else of TAX_DEFAULT_COUNTRY. Line amounts read as TAX_MODE says (see LineItem).
+
+        Call it last in the transaction: from here to the commit, every other invoice of the year waits for this
+        one (that wait is what makes the numbers gapless), and locks taken after it could deadlock."""
+        kind = InvoiceKind(kind)
+        items = _checked(lines, source_reference, currency)
+        if (existing := await self.by_reference(source_reference)) is not None:
+            return _same_payment(existing, user_id, kind)
+        buyer = await self._session.scalar(select(User.email).where(User.id == user_id))
+        if buyer is None:
+            raise UserNotFound(f"No user {user_id} to invoice")
+        rate = rate or await TaxService(self._session, settings=self.settings).rate_for(
+            normalize_country(country) if country else None
+        )
+        issued_at = (now or utcnow()).astimezone(UTC)
+        year = issued_at.year
+        await self._session.execute(_LOCK_YEAR, {"year": year})
+        # Under the year's lock: a twin issuing for the same payment has committed by now, or it has not begun.
+        if (existing := await self.by_reference(source_reference)) is not None:
+            return _same_payment(existing, user_id, kind)
+        sequence = (await self._session.execute(_NEXT_NUMBER, {"year": year})).scalar_one()
+        invoice = _build(items, rate, TaxMode(self.settings.tax_mode), self.settings, issued_at=issued_at)
+        invoice.number, invoice.year, invoice.sequence = invoice_number(year, sequence), year, sequence
+        invoice.user_id, invoice.kind, invoice.buyer_email = user_id, kind.value, buyer
+        invoice.source_reference, invoice.currency = source_reference, currency
+        self._session.add(invoice)
+        await self._session.flush()
+        await OutboxService(session=self._session).request(EmailInvoice(invoice_id=invoice.id))
+        logger.info("invoice_issued", invoice=invoice.number, user_id=str(user_id), kind=kind.value)
+        return invoice
+
+    async def by_reference(self, source_reference: str) -> Invoice | None:
+        """The invoice of a payment, if it has one."""
+        query = select(Invoice).where(Invoice.source_reference == source_reference)
+        return (await self._session.scalars(query)).one_or_none()
+
+    async def owned(self, user_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
+        """The caller's invoice; 404 `invoice_not_found` for one that is not theirs, as for one that does not exist."""
+        query = select(Invoice).where(Invoice.id == invoice_id, Invoice.user_id == user_id)
+        invoice = (await self._session.scalars(query)).one_or_none()
+        if invoice is None:
+            raise InvoiceNotFound
+        return invoice
+
+    async def load(self, invoice_id: uuid.UUID) -> Invoice | None:
+        return (await self._session.scalars(select(Invoice).where(Invoice.id == invoice_id))).one_or_none()
+
+    async def list_for(self, user_id: uuid.UUID, *, limit: int, offset: int) -> tuple[Sequence[Invoice], int]:
+        """The user's invoices, newest first."""
+        mine = Invoice.user_id == user_id
+        rows = await self._session.scalars(
+            select(Invoice)
+            .where(mine)
+            .order_by(Invoice.issued_at.desc(), Invoice.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        total = await self._session.scalar(select(func.count()).select_from(Invoice).where(mine))
+        return rows.all(), total or 0
+
+
+def _checked(lines: Sequence[LineItem | tuple[str, int, int]], reference: str, currency: str) -> list[LineItem]:
+    """The lines as LineItems; a ValueError names what is wrong (these come from our code, not from a client)."""
+    if not 0 < len(reference) <= REFERENCE_MAX:
+        raise ValueError(f"a source reference takes 1-{REFERENCE_MAX} characters")
+    if currency not in MINOR_UNITS:
+        raise ValueError(f"unknown currency {currency!r}")
+    if not 0 < len(lines) <= LINES_MAX:
+        raise ValueError(f"an invoice has 1-{LINES_MAX} lines, not {len(lines)}")
+    items = [LineItem(*line) for line in lines]
+    for item in items:
+        if not 0 < len(item.description.strip()) <= DESCRIPTION_MAX:
+            raise ValueError(f"a line's description takes 1-{DESCRIPTION_MAX} characters")
+        for name, value in (("amount", item.amount), ("quantity", item.quantity)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"a line's {name} is a positive whole number, not {value!r}")
+    return items
+
+
+def _same_payment(existing: Invoice, user_id: uuid.UUID, kind: InvoiceKind) -> Invoice:
+    if (existing.user_id, existing.kind) != (user_id, kind.value):
+        raise InvoiceReferenceConflict(f"{existing.source_reference!r} is invoiced as {existing.number} already")
+    logger.info("invoice_already_issued", invoice=existing.number)
+    return existing
+
+
+def _build(
+    items: list[LineItem],
+    rate: AppliedRate,
+    mode: TaxMode,
+    settings: Settings,
+    *,
+    issued_at: datetime,
+) -> Invoice:
+    """The amounts, tax and seller of an invoice; each line taxed on its own, so lines and totals add up exactly."""
+    invoice_id = uuid7()
+    lines = []
+    for position, item in enumerate(items, start=1):
+        split = apply_tax(item.amount * item.quantity, rate.rate_bps, mode)
+        lines.append(
+            InvoiceLine(
+                id=uuid7(),
+                invoice_id=invoice_id,
+                position=position,
+                description=item.description.strip(),
+                quantity=item.quantity,
+                unit_amount=item.amount,
+                net=split.net,
+                tax=split.tax,
+                gross=split.gross,
+            )
+        )
+    return Invoice(
+        id=invoice_id,
+        country=rate.country,
+        tax_mode=mode.value,
+        tax_name=rate.name,
+        tax_rate_bps=rate.rate_bps,
+        net_total=sum(line.net for line in lines),
+        tax_total=sum(line.tax for line in lines),
+        gross_total=sum(line.gross for line in lines),
+        seller_name=settings.invoice_seller_name,
+        seller_address=settings.invoice_seller_address,
+        seller_tax_id=settings.invoice_seller_tax_id,
+        issued_at=issued_at,
+        lines=lines,
+    )
