@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,7 +69,7 @@ class TopupController(Controller):
         description="404 `topup_not_found` for a reference that is not the caller's.",
     )
     async def show(
-        self, reference: str, principal: NamedDependency[Principal], checkout: NamedDependency[Checkout]
+        self, reference: FromPath[str], principal: NamedDependency[Principal], checkout: NamedDependency[Checkout]
     ) -> TopupRead:
         principal.require(Scope.WALLET_READ)
         return TopupRead.of(await checkout.refresh(principal.user.id, reference))

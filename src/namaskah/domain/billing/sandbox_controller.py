@@ -8,6 +8,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from litestar import Controller, MediaType, Response, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
 from namaskah.db.session import service_provider
@@ -42,10 +43,10 @@ class SandboxCheckoutController(Controller):
     include_in_schema = False
 
     @get("/{reference:str}", summary="The sandbox's checkout page")
-    async def page(self, reference: str, sandbox: NamedDependency[SandboxService]) -> Response[str]:
+    async def page(self, reference: FromPath[str], sandbox: NamedDependency[SandboxService]) -> Response[str]:
         return _render(await sandbox.find(reference))
 
     @post("/{reference:str}", status_code=HTTP_200_OK, summary="Pay: sends a signed charge.success to the webhook")
-    async def pay(self, reference: str, sandbox: NamedDependency[SandboxService]) -> Response[str]:
+    async def pay(self, reference: FromPath[str], sandbox: NamedDependency[SandboxService]) -> Response[str]:
         tx, _ = await sandbox.pay(reference)
         return _render(tx)
