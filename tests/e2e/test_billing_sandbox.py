@@ -1,0 +1,66 @@
+"""`make dev` with no Paystack account: a customer tops up, pays on the sandbox's checkout page, is credited by the
+signed charge.success the sandbox posts to the real webhook route, and buys a verification. One `namaskah dev`
+process on SQLite."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.test_dev_walkthrough import _ready, sign_in
+from tests.support.processes import Process, free_port, wait_until
+
+TOP_UP = 500_000  # NGN 5,000
+
+
+def test_top_up_pay_in_the_sandbox_get_credited_and_buy(log_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"DATA_DIR": str(tmp_path / "var"), "LOG_FORMAT": "json", "PUBLIC_BASE_URL": base}
+    dev = Process("dev", [sys.executable, "-m", "namaskah", "dev", "--port", str(port)], env, log_dir)
+    try:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            wait_until(lambda: _ready(client), 90, "namaskah dev to be ready", dev)
+            customer = sign_in(client, "ada@example.com")
+
+            created = client.post("/v1/billing/topups", json={"amount": TOP_UP, "currency": "NGN"}, headers=customer)
+            assert created.status_code == 201, created.text
+            topup = created.json()
+            assert topup["authorization_url"] == f"{base}/v1/billing/sandbox/checkout/{topup['reference']}"
+
+            page = client.get(topup["authorization_url"])  # what the customer's browser opens
+            assert page.status_code == 200
+            assert re.search(r'<form method="post"', page.text)
+            paid = client.post(topup["authorization_url"], data={})  # the Pay button
+            assert paid.status_code == 200, paid.text
+
+            wallet = wait_until(
+                lambda: (w := client.get("/v1/wallet", headers=customer).json())["balance"] == TOP_UP and w,
+                30,
+                "the sandbox's webhook to credit the wallet",
+                dev,
+            )
+            assert wallet["currency"] == "NGN"
+            status = client.get(f"/v1/billing/topups/{topup['reference']}", headers=customer).json()
+            assert status["status"] == "success"
+
+            price = {s["slug"]: s for s in client.get("/v1/services", headers=customer).json()["items"]}["whatsapp"]
+            bought = client.post("/v1/verifications", json={"service": "whatsapp"}, headers=customer)
+            assert bought.status_code == 201, bought.text
+            assert client.get("/v1/wallet", headers=customer).json()["balance"] == TOP_UP - price["price"]
+        events = [
+            line for line in dev.json_lines() if line.get("event") in {"paystack_event_received", "topup_credited"}
+        ]
+        assert [e["event"] for e in events] == ["paystack_event_received", "topup_credited"]
+        assert events[1]["via"] == "webhook"  # through the signed webhook, not a verify
+        webhook = [
+            line
+            for line in dev.json_lines()
+            if line.get("path") == "/v1/webhooks/paystack" and line.get("event") == "request"
+        ]
+        assert [line["status"] for line in webhook] == [200]
+    finally:
+        dev.stop()
