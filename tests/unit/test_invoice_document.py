@@ -14,6 +14,7 @@ import pytest
 from namaskah.domain.invoices.document import filename, invoice_mail, pdf_of, render_html, render_pdf
 from namaskah.domain.invoices.schemas import Buyer, InvoiceLineRead, InvoiceRead, Seller, pdf_path
 from namaskah.lib.mail import build_message
+from namaskah.lib.money import format_money
 
 
 def document(**changes: object) -> InvoiceRead:
@@ -133,3 +134,16 @@ def test_the_mail_attaches_the_pdf(mode: str) -> None:
     (part,) = list(message.iter_attachments())
     assert (part.get_content_type(), part.get_filename()) == ("application/pdf", "INV-2026-000042.pdf")
     assert part.get_content() == attachment.data
+
+
+def test_amounts_print_from_minor_units_exactly() -> None:
+    assert [format_money(a) for a in (0, 5, 99, 100, 123_456, 100_000_000, -5, -123_456)] == [
+        "NGN 0.00",
+        "NGN 0.05",
+        "NGN 0.99",
+        "NGN 1.00",
+        "NGN 1,234.56",
+        "NGN 1,000,000.00",
+        "NGN -0.05",
+        "NGN -1,234.56",
+    ]

@@ -29,7 +29,7 @@ from namaskah.domain.invoices.models import (
     InvoiceLine,
 )
 from namaskah.domain.tax.calc import TaxMode, apply_tax
-from namaskah.domain.tax.service import AppliedRate, TaxService, normalize_country
+from namaskah.domain.tax.service import AppliedRate, TaxService
 from namaskah.lib.logging import get_logger
 from namaskah.lib.money import MINOR_UNITS
 from namaskah.lib.outbox.service import OutboxService
@@ -107,12 +107,6 @@ class InvoiceService(_NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, Invoi
 
     repository_type = InvoiceRepository
 
-    async def create(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError("Invoices are issued with InvoiceService.issue, which numbers them")
-
-    async def create_many(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError("Invoices are issued with InvoiceService.issue, which numbers them")
-
     def __init__(
         self, session: AsyncSession | async_scoped_session[AsyncSession], *, settings: Settings, **kwargs: Any
     ) -> None:
@@ -122,6 +116,12 @@ class InvoiceService(_NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, Invoi
     @property
     def _session(self) -> AsyncSession:
         return plain_session(self.repository.session)
+
+    async def create(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("Invoices are issued with InvoiceService.issue, which numbers them")
+
+    async def create_many(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("Invoices are issued with InvoiceService.issue, which numbers them")
 
     async def issue(
         self,
@@ -151,9 +151,7 @@ class InvoiceService(_NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, Invoi
         buyer = await self._session.scalar(select(User.email).where(User.id == user_id))
         if buyer is None:
             raise UserNotFound(f"No user {user_id} to invoice")
-        rate = rate or await TaxService(self._session, settings=self.settings).rate_for(
-            normalize_country(country) if country else None
-        )
+        rate = rate or await TaxService(self._session, settings=self.settings).rate_for(country)
         issued_at = (now or utcnow()).astimezone(UTC)
         year = issued_at.year
         await self._session.execute(_LOCK_YEAR, {"year": year})
@@ -161,10 +159,22 @@ class InvoiceService(_NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, Invoi
         if (existing := await self.by_reference(source_reference)) is not None:
             return _same_payment(existing, user_id, kind)
         sequence = (await self._session.execute(_NEXT_NUMBER, {"year": year})).scalar_one()
-        invoice = _build(items, rate, TaxMode(self.settings.tax_mode), self.settings, issued_at=issued_at)
-        invoice.number, invoice.year, invoice.sequence = invoice_number(year, sequence), year, sequence
-        invoice.user_id, invoice.kind, invoice.buyer_email = user_id, kind.value, buyer
-        invoice.source_reference, invoice.currency = source_reference, currency
+        invoice = Invoice(
+            id=uuid7(),
+            number=invoice_number(year, sequence),
+            year=year,
+            sequence=sequence,
+            user_id=user_id,
+            kind=kind.value,
+            source_reference=source_reference,
+            currency=currency,
+            buyer_email=buyer,
+            seller_name=self.settings.invoice_seller_name,
+            seller_address=self.settings.invoice_seller_address,
+            seller_tax_id=self.settings.invoice_seller_tax_id,
+            issued_at=issued_at,
+        )
+        _add_lines(invoice, items, rate, TaxMode(self.settings.tax_mode))
         self._session.add(invoice)
         await self._session.flush()
         await OutboxService(session=self._session).request(EmailInvoice(invoice_id=invoice.id))
@@ -226,23 +236,15 @@ def _same_payment(existing: Invoice, user_id: uuid.UUID, kind: InvoiceKind) -> I
     return existing
 
 
-def _build(
-    items: list[LineItem],
-    rate: AppliedRate,
-    mode: TaxMode,
-    settings: Settings,
-    *,
-    issued_at: datetime,
-) -> Invoice:
-    """The amounts, tax and seller of an invoice; each line taxed on its own, so lines and totals add up exactly."""
-    invoice_id = uuid7()
-    lines = []
+def _add_lines(invoice: Invoice, items: list[LineItem], rate: AppliedRate, mode: TaxMode) -> None:
+    """The lines, tax and totals: each line taxed on its own, so every line and the totals add up exactly."""
+    invoice.lines = []
     for position, item in enumerate(items, start=1):
         split = apply_tax(item.amount * item.quantity, rate.rate_bps, mode)
-        lines.append(
+        invoice.lines.append(
             InvoiceLine(
                 id=uuid7(),
-                invoice_id=invoice_id,
+                invoice_id=invoice.id,
                 position=position,
                 description=item.description.strip(),
                 quantity=item.quantity,
@@ -252,18 +254,8 @@ def _build(
                 gross=split.gross,
             )
         )
-    return Invoice(
-        id=invoice_id,
-        country=rate.country,
-        tax_mode=mode.value,
-        tax_name=rate.name,
-        tax_rate_bps=rate.rate_bps,
-        net_total=sum(line.net for line in lines),
-        tax_total=sum(line.tax for line in lines),
-        gross_total=sum(line.gross for line in lines),
-        seller_name=settings.invoice_seller_name,
-        seller_address=settings.invoice_seller_address,
-        seller_tax_id=settings.invoice_seller_tax_id,
-        issued_at=issued_at,
-        lines=lines,
-    )
+    invoice.country, invoice.tax_mode = rate.country, mode.value
+    invoice.tax_name, invoice.tax_rate_bps = rate.name, rate.rate_bps
+    invoice.net_total = sum(line.net for line in invoice.lines)
+    invoice.tax_total = sum(line.tax for line in invoice.lines)
+    invoice.gross_total = sum(line.gross for line in invoice.lines)
