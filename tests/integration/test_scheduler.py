@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from namaskah.domain.maintenance.jobs import ExpireVerifications, SweepOutbox, SweepRentals
 from namaskah.domain.maintenance.schedule import periodic_tasks
+from namaskah.domain.subscriptions.jobs import SweepSubscriptions
 from namaskah.lib.queue import build_broker
 from namaskah.lib.scheduler import MAINTENANCE_QUEUE, PeriodicScheduler, PeriodicTask, RedisLease, lock_key
 from tests.support.databases import REDIS_URL, make_settings
@@ -153,10 +154,15 @@ def test_the_scheduler_sends_each_task_on_its_interval_and_releases_on_stop(
 
 def test_the_schedule_takes_its_intervals_from_settings_and_leaves_out_a_zero() -> None:
     tasks = periodic_tasks(make_settings(SCHEDULER_OUTBOX_SWEEP_INTERVAL="2.5", SCHEDULER_RENTAL_SWEEP_INTERVAL="0"))
-    assert [(task.job, task.every) for task in tasks] == [(SweepOutbox, 2.5), (ExpireVerifications, 30.0)]
+    assert [(task.job, task.every) for task in tasks] == [
+        (SweepOutbox, 2.5),
+        (ExpireVerifications, 30.0),
+        (SweepSubscriptions, 300.0),
+    ]
     defaults = periodic_tasks(make_settings())
     assert [task.name for task in defaults] == [
         "maintenance.sweep_outbox",
         "maintenance.expire_verifications",
         "maintenance.sweep_rentals",
+        "subscriptions.sweep",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from namaskah.domain.maintenance.jobs import ExpireVerifications, SweepOutbox, SweepRentals
+from namaskah.domain.subscriptions.jobs import SweepSubscriptions
 from namaskah.lib.scheduler import PeriodicTask
 from namaskah.settings import Settings
 
@@ -18,5 +19,6 @@ def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
         # through `domain.maintenance.worker.run_tick`, and a SCHEDULER_WEBHOOK_SWEEP_INTERVAL setting:
         #   PeriodicTask(SweepWebhookDeliveries, every=settings.scheduler_webhook_sweep_interval),
         # Billing (renewals, dunning) and data retention join the same way when they exist.
+        PeriodicTask(SweepSubscriptions, every=settings.scheduler_subscription_sweep_interval),
     ]
     return [task for task in schedule if task.every > 0]

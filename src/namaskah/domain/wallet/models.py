@@ -26,6 +26,8 @@ class EntryKind(StrEnum):
     TOPUP_REFUND = "topup_refund"  # Paystack refunded a top-up to the card: the credits go back out
     DISPUTE_FREEZE = "dispute_freeze"  # a chargeback is open on a top-up: its credits are held
     DISPUTE_RELEASE = "dispute_release"  # the chargeback was decided for us: the held credits come back
+    SUBSCRIPTION = "subscription"  # a plan's monthly price, paid from the wallet
+    SUBSCRIPTION_CREDIT = "subscription_credit"  # the credit a paid plan includes, granted at each period's start
 
 
 class SystemAccount(StrEnum):
@@ -36,6 +38,8 @@ class SystemAccount(StrEnum):
     GRANTS = "grants"
     PAYSTACK_CLEARING = "paystack_clearing"
     DISPUTES = "disputes"  # credits held while a chargeback is open (migration 0018)
+    SUBSCRIPTIONS = "subscriptions"  # plan prices paid (migration 0020)
+    INCLUDED_CREDITS = "included_credits"  # credit given with paid plans (migration 0020)
 
 
 REFERENCE_MAX = 128
@@ -48,6 +52,8 @@ SYSTEM_ACCOUNT_IDS: dict[SystemAccount, uuid.UUID] = {
     SystemAccount.GRANTS: uuid.UUID("00000000-0000-7000-8000-000000000003"),
     SystemAccount.PAYSTACK_CLEARING: uuid.UUID("00000000-0000-7000-8000-000000000004"),
     SystemAccount.DISPUTES: uuid.UUID("00000000-0000-7000-8000-0000000000d1"),
+    SystemAccount.SUBSCRIPTIONS: uuid.UUID("00000000-0000-7000-8000-0000000000b1"),
+    SystemAccount.INCLUDED_CREDITS: uuid.UUID("00000000-0000-7000-8000-0000000000b2"),
 }
 
 

@@ -55,6 +55,7 @@ DEBITS: dict[EntryKind, SystemAccount] = {
     EntryKind.RENTAL: SystemAccount.REVENUE,
     EntryKind.TOPUP_REFUND: SystemAccount.PAYSTACK_CLEARING,
     EntryKind.DISPUTE_FREEZE: SystemAccount.DISPUTES,
+    EntryKind.SUBSCRIPTION: SystemAccount.SUBSCRIPTIONS,
 }
 CREDITS: dict[EntryKind, SystemAccount] = {
     EntryKind.REFUND: SystemAccount.REFUNDS,
@@ -62,6 +63,7 @@ CREDITS: dict[EntryKind, SystemAccount] = {
     EntryKind.TOPUP: SystemAccount.PAYSTACK_CLEARING,
     EntryKind.GRANT: SystemAccount.GRANTS,
     EntryKind.DISPUTE_RELEASE: SystemAccount.DISPUTES,
+    EntryKind.SUBSCRIPTION_CREDIT: SystemAccount.INCLUDED_CREDITS,
 }
 
 
