@@ -22,6 +22,7 @@ from namaskah.domain.billing.paystack_schemas import InitializeRequest, encoder
 from namaskah.domain.billing.sandbox_api import SandboxTransport
 from namaskah.lib.outbox.models import OutboxMessage
 from namaskah.settings import DEV_PAYSTACK_SECRET_KEY, SettingsError, load_settings
+from tests.conftest import serve_in_loop
 from tests.integration.test_billing_topups import AMOUNT, balance, credits_of, start
 from tests.integration.test_billing_webhooks import run_jobs
 from tests.integration.test_verifications import customer, transactions
@@ -183,7 +184,7 @@ async def test_the_sandbox_answers_as_paystack_s_document_says(session_factory: 
     assert refused.status_code == 401
 
 
-def test_production_has_no_sandbox_and_refuses_its_key(session_factory: Sessions) -> None:
+async def test_production_has_no_sandbox_and_refuses_its_key(session_factory: Sessions) -> None:
     production = {
         "APP_ENV": "production",
         "DATABASE_URL": "postgresql+asyncpg://u@db/x",
@@ -191,9 +192,9 @@ def test_production_has_no_sandbox_and_refuses_its_key(session_factory: Sessions
         "SECRET_KEY": "s" * 40,
     }
     with pytest.raises(SettingsError, match="PAYSTACK_SECRET_KEY"):
-        load_settings(production, env_file=None)
+        load_settings(production | {"PAYSTACK_SECRET_KEY": DEV_PAYSTACK_SECRET_KEY}, env_file=None)
     settings = load_settings(production | {"PAYSTACK_SECRET_KEY": "sk_live_abc"}, env_file=None)
-    assert settings.paystack_sandbox is False
+    assert (settings.paystack_sandbox, settings.paystack_key) == (False, "sk_live_abc")
     app = create_app(settings, session_factory=session_factory, broker=StubBroker())
     paths = {route.path for route in app.routes}
     assert "/v1/webhooks/paystack" in paths
@@ -201,3 +202,22 @@ def test_production_has_no_sandbox_and_refuses_its_key(session_factory: Sessions
     assert not any(path.startswith("/v1/billing/sandbox") for path in paths)
     # A real test key (not the sandbox's) talks to Paystack in dev mode too.
     assert load_settings({"PAYSTACK_SECRET_KEY": "sk_test_real"}, env_file=None).paystack_sandbox is False
+    assert load_settings({}, env_file=None).paystack_key == DEV_PAYSTACK_SECRET_KEY
+
+
+async def test_production_without_a_key_takes_no_webhook_and_no_top_up(session_factory: Sessions) -> None:
+    """No key, no known key: a forged event must not be verifiable with the sandbox's public one."""
+    settings = make_settings(APP_ENV="production", REDIS_URL="redis://127.0.0.1:6379/9", SECRET_KEY="s" * 40)
+    assert settings.paystack_key == ""
+    app = create_app(settings, session_factory=session_factory, broker=StubBroker())
+    body = b'{"event": "charge.success", "data": {"id": 1}}'
+    async with serve_in_loop(app) as client:
+        forged = await client.post(
+            "/v1/webhooks/paystack", content=body, headers={"x-paystack-signature": sign(body, DEV_PAYSTACK_SECRET_KEY)}
+        )
+        headers, _ = await customer(client, session_factory)
+        topup = await client.post("/v1/billing/topups", json={"amount": AMOUNT, "currency": "NGN"}, headers=headers)
+        page = await client.get("/v1/billing/sandbox/checkout/tu-x")
+    assert (forged.status_code, forged.json()["code"]) == (503, "paystack_not_configured")
+    assert (topup.status_code, topup.json()["code"]) == (503, "paystack_not_configured")
+    assert page.status_code == 404

@@ -12,6 +12,7 @@ from namaskah.domain.billing.errors import (
     AmountOutOfRange,
     DuplicateReference,
     PaystackBadResponse,
+    PaystackNotConfigured,
     PaystackRefused,
     PaystackUnavailable,
     UnsupportedCurrency,
@@ -37,6 +38,8 @@ class Checkout:
     def check(self, amount: int, currency: str) -> str:
         """The currency as stored; 422 for an amount outside the limits or a currency we do not take."""
         settings, currency = self._settings, currency.upper()
+        if not settings.paystack_key:
+            raise PaystackNotConfigured("PAYSTACK_SECRET_KEY is not set: top-ups are off")
         accepted = [c.strip().upper() for c in settings.topup_currencies.split(",") if c.strip()]
         if currency not in accepted:
             raise UnsupportedCurrency(f"Top-ups are in {', '.join(accepted)}, not {currency}")
@@ -91,7 +94,7 @@ class Checkout:
         """The caller's top-up (404 for anyone else's), verified with Paystack while it is pending."""
         async with self._transaction() as session:
             topup = await TopupService(session=session).owned(reference, user_id)
-        if topup.status != TopupStatus.PENDING.value:
+        if topup.status != TopupStatus.PENDING.value or not self._settings.paystack_key:
             return topup
         report = await self._safe_verify(reference)
         if report is None:

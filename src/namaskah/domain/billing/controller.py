@@ -20,6 +20,7 @@ from namaskah.domain.admin.deps import admin_dependencies
 from namaskah.domain.apikeys.schemas import Scope
 from namaskah.domain.billing.checkout import Checkout
 from namaskah.domain.billing.deps import checkout_dependencies
+from namaskah.domain.billing.errors import PaystackNotConfigured
 from namaskah.domain.billing.events import (
     SIGNATURE_HEADER,
     PaystackEventService,
@@ -98,13 +99,15 @@ class PaystackWebhookController(Controller):
         state: State,
     ) -> WebhookAck:
         settings = state.settings
+        if not settings.paystack_key:
+            raise PaystackNotConfigured("PAYSTACK_SECRET_KEY is not set: events can not be verified")
         peer = request.client.host if request.client else None
         source = source_address(
             peer, request.headers.get("x-forwarded-for"), networks(settings.paystack_trusted_proxies)
         )
         check_source(source, networks(settings.paystack_webhook_ips))
         body = await request.body()
-        verify_signature(body, request.headers.get(SIGNATURE_HEADER), settings.paystack_secret_key)
+        verify_signature(body, request.headers.get(SIGNATURE_HEADER), settings.paystack_key)
         envelope, payload = parse(body)
         stored = await paystack_events.receive(envelope, payload, event_key(envelope, body), source)
         return WebhookAck(received=True, duplicate=not stored)

@@ -77,3 +77,12 @@ class SandboxTransactionNotFound(DomainError):
     status_code = 404
     code = "sandbox_transaction_not_found"
     title = "No such sandbox transaction"
+
+
+class PaystackNotConfigured(DomainError):
+    """Production without PAYSTACK_SECRET_KEY: nothing can be charged, and no webhook can be told from a forgery.
+    503 rather than 404: Paystack keeps retrying its webhooks (72 hours) while an operator sets the key."""
+
+    status_code = 503
+    code = "paystack_not_configured"
+    title = "Payments not configured"

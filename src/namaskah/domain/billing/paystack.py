@@ -80,7 +80,7 @@ class PaystackClient:
             ),
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=20),
             headers={
-                "Authorization": f"Bearer {settings.paystack_secret_key}",
+                "Authorization": f"Bearer {settings.paystack_key}",
                 "Accept": "application/json",
                 "User-Agent": "namaskah-sms",
             },

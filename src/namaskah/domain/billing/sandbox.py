@@ -84,7 +84,7 @@ async def deliver(
         tx = await SandboxService(session=session).find(job.reference)
     body = msgspec.json.encode(charge_success(tx))
     url = settings.public_base_url.rstrip("/") + WEBHOOK_PATH
-    headers = {SIGNATURE_HEADER: sign(body, settings.paystack_secret_key), "Content-Type": "application/json"}
+    headers = {SIGNATURE_HEADER: sign(body, settings.paystack_key), "Content-Type": "application/json"}
     try:
         response = await http.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:

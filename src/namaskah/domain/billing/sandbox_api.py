@@ -124,7 +124,7 @@ class SandboxTransport(httpx.AsyncBaseTransport):
         self._settings = settings
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.headers.get("Authorization") != f"Bearer {self._settings.paystack_secret_key}":
+        if request.headers.get("Authorization") != f"Bearer {self._settings.paystack_key}":
             return _refusal(401, "Invalid key")
         path = request.url.path
         async with self._sessions() as session:
