@@ -4,7 +4,7 @@ UV_VERSION ?= 0.13.9
 UV := .tools/bin/uv
 VENV := .venv/bin
 
-.PHONY: dev test lint typecheck install bench bench-api-key migrate clean
+.PHONY: dev test lint typecheck install bench bench-api-key bench-paystack-webhooks migrate clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -34,6 +34,9 @@ bench: install ## needs nothing running
 
 bench-api-key: install ## needs PostgreSQL and Redis on 127.0.0.1
 	$(VENV)/python bench/me_api_key.py
+
+bench-paystack-webhooks: install ## needs PostgreSQL and Redis on 127.0.0.1
+	$(VENV)/python bench/paystack_webhooks.py
 
 clean:
 	rm -rf .venv .tools var .pytest_cache .mypy_cache .ruff_cache

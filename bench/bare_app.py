@@ -1,14 +1,15 @@
 """The baseline of every script here: a bare Litestar app, no middleware, plugins, logging, auth or database.
 
 `GET /health/live` is health_live.py's route; `GET /v1/me` (me_api_key.py's) answers a constant account of
-the same shape as ours.
+the same shape as ours; `POST /v1/webhooks/paystack` (paystack_webhooks.py's) reads the body and answers our
+acknowledgement's shape, checking and storing nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Litestar, Request, get, post
 
 ME = {
     "id": "0190f3b2-7c4e-7a51-9d2f-3c8e5b1a6d40",
@@ -31,4 +32,10 @@ async def me() -> dict[str, Any]:
     return ME
 
 
-app = Litestar(route_handlers=[live, me], logging_config=None)
+@post("/v1/webhooks/paystack", status_code=200)
+async def paystack_webhook(request: Request[Any, Any, Any]) -> dict[str, bool]:
+    await request.body()
+    return {"received": True, "duplicate": False}
+
+
+app = Litestar(route_handlers=[live, me, paystack_webhook], logging_config=None)
