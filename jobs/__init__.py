@@ -8,6 +8,28 @@ from namaskah.lib.queue import setup_jobs
 runtime = setup_jobs()
 broker = runtime.broker
 
-from jobs import mail, maintenance, rentals, verifications  # noqa: E402 - actors bind to the broker configured above
+from jobs import (  # noqa: E402 - actors bind to the broker configured above
+    billing,
+    invoices,
+    mail,
+    maintenance,
+    provider_events,
+    rentals,
+    subscriptions,
+    verifications,
+    webhooks,
+)
 
-__all__ = ["broker", "mail", "maintenance", "rentals", "runtime", "verifications"]
+__all__ = [
+    "billing",
+    "broker",
+    "invoices",
+    "mail",
+    "maintenance",
+    "provider_events",
+    "rentals",
+    "runtime",
+    "subscriptions",
+    "verifications",
+    "webhooks",
+]

@@ -27,15 +27,24 @@ from namaskah.domain.accounts.ratelimits import enforce_rate_limit
 from namaskah.domain.admin.controller import AdminUserController
 from namaskah.domain.apikeys.controller import ApiKeyController
 from namaskah.domain.audit.controller import AuditLogController
+from namaskah.domain.billing.controller import AdminBillingFlagController, PaystackWebhookController, TopupController
+from namaskah.domain.billing.deps import paystack_lifespan
+from namaskah.domain.billing.sandbox_controller import SandboxCheckoutController
 from namaskah.domain.catalog.controller import CatalogController
 from namaskah.domain.health.controller import HealthController
+from namaskah.domain.invoices.controller import InvoiceController
 from namaskah.domain.maintenance.controller import PingController
+from namaskah.domain.maintenance.schedule import periodic_tasks
+from namaskah.domain.provider_events.controller import TextVerifiedEventController
 from namaskah.domain.rentals.controller import RentalController
 from namaskah.domain.rentals.sweeper import run_rental_sweeper
+from namaskah.domain.subscriptions.controller import PlanController, SubscriptionController
+from namaskah.domain.tax.controller import AdminTaxRateController
 from namaskah.domain.tiers.controller import AdminTierController
 from namaskah.domain.verifications.controller import VerificationController
 from namaskah.domain.verifications.sweeper import run_expiry_sweeper
 from namaskah.domain.wallet.controller import AdminCreditController, WalletController
+from namaskah.domain.webhooks.controller import WebhookDeliveryController, WebhookEndpointController
 from namaskah.lib.errors import exception_handlers
 from namaskah.lib.logging import configure_logging, get_logger
 from namaskah.lib.metrics_controller import metrics
@@ -44,6 +53,7 @@ from namaskah.lib.outbox.relay import OutboxRelay
 from namaskah.lib.queue import setup_jobs
 from namaskah.lib.ratelimit import RateLimiter
 from namaskah.lib.redis_client import async_redis
+from namaskah.lib.scheduler import LocalLease, PeriodicScheduler
 from namaskah.lib.security.passwords import PasswordHasher
 from namaskah.lib.security.tokens import AccessTokenCodec
 from namaskah.lib.stamps import StampBook
@@ -78,6 +88,7 @@ def create_app(
         expirer = _start_expiry_sweeper(settings, relay)
         renter = _start_rental_sweeper(settings, relay)
         worker = _start_in_process_worker(broker) if in_process_worker else None
+        periodic = _start_in_process_scheduler(settings, broker) if in_process_worker else None
         # What start-up built lives as long as the process: keep it out of every full collection, whose pause
         # would otherwise grow with it and show in the slowest requests. Once per process (frozen objects are
         # never collected, so a process starting many apps, like the test suite, must not freeze each one).
@@ -87,6 +98,8 @@ def create_app(
         try:
             yield
         finally:
+            if periodic is not None:
+                await asyncio.to_thread(periodic.stop)
             for task in (sweeper, expirer, renter):
                 if task is not None:
                     task.cancel()
@@ -106,18 +119,27 @@ def create_app(
         AdminUserController,
         AuditLogController,
         AdminTierController,
+        AdminTaxRateController,
+        InvoiceController,
         WalletController,
         AdminCreditController,
         CatalogController,
         VerificationController,
         RentalController,
+        WebhookEndpointController,
+        WebhookDeliveryController,
+        TextVerifiedEventController,
     ]
     if settings.dev_routes_enabled:
         api_v1.extend([PingController, SimulatorController])
+    api_v1.extend([TopupController, AdminBillingFlagController, PlanController, SubscriptionController])
+    if settings.paystack_sandbox:  # never in production (the settings refuse the sandbox key there)
+        api_v1.append(SandboxCheckoutController)
     # Only /v1 is rate limited: probes and scrapes pay nothing for it. A before_request hook rather than a guard
     # (Litestar copies the handler for every guard call); a controller must not set its own before_request.
     route_handlers: list[ControllerRouterHandler] = [
         HealthController,
+        PaystackWebhookController,  # not rate limited: Paystack's retries would only grow
         metrics,
         Router(path="/", route_handlers=api_v1, before_request=enforce_rate_limit),
     ]
@@ -128,7 +150,7 @@ def create_app(
         dependencies={"db_session": session_provider(alchemy, relay)},
         exception_handlers=exception_handlers,
         after_response=publish_after_response(relay),
-        lifespan=[background_work],
+        lifespan=[background_work, paystack_lifespan],
         state=State(
             {
                 "settings": settings,
@@ -185,6 +207,16 @@ def _start_rental_sweeper(settings: Settings, relay: OutboxRelay) -> asyncio.Tas
     pending_timeout = timedelta(seconds=settings.rental_pending_timeout)
     sweep = run_rental_sweeper(relay, interval=settings.rental_sweep_interval, pending_timeout=pending_timeout)
     return asyncio.create_task(sweep, name="rental-sweeper")
+
+
+def _start_in_process_scheduler(settings: Settings, broker: dramatiq.Broker) -> PeriodicScheduler | None:
+    """Dev mode: the periodic jobs reach the in-process worker as `namaskah scheduler` sends them in production."""
+    tasks = periodic_tasks(settings)
+    if not settings.scheduler_in_process or not tasks:
+        return None
+    periodic = PeriodicScheduler(broker, tasks, LocalLease(), renew_every=60.0, retry_every=60.0)
+    periodic.start()
+    return periodic
 
 
 def _start_in_process_worker(broker: dramatiq.Broker) -> dramatiq.Worker:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from decimal import Decimal, InvalidOperation
+from email.utils import parseaddr
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -25,7 +27,11 @@ class SettingsError(Exception):
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused in production by Settings.__post_init__
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
-SECRET_FIELDS = frozenset({"secret_key", "textverified_api_key", "database_url", "redis_url"})
+SECRET_FIELDS = frozenset(
+    {"secret_key", "textverified_api_key", "database_url", "redis_url", "smtp_password", "textverified_webhook_secret"}
+    | {"paystack_secret_key"}
+)
+DEV_PAYSTACK_SECRET_KEY = "sk_test_namaskah_dev"  # noqa: S105 - the sandbox's key, refused in production
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 
 
@@ -43,6 +49,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str = ""
     dramatiq_namespace: str = "namaskah"
     worker_threads: PositiveInt = 8
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9191
+    dramatiq_heartbeat_timeout: PositiveFloat = 60.0
+    dramatiq_dead_message_ttl: PositiveFloat = 604_800.0
+    dramatiq_maintenance_chance: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 1000
+    scheduler_lock_ttl: Annotated[float, msgspec.Meta(ge=0.5)] = 30.0
+    scheduler_in_process: bool = True
+    scheduler_outbox_sweep_interval: NonNegativeFloat = 5.0
+    scheduler_verification_expiry_interval: NonNegativeFloat = 30.0
+    scheduler_rental_sweep_interval: NonNegativeFloat = 60.0
+    scheduler_subscription_sweep_interval: NonNegativeFloat = 300.0
     outbox_sweep_interval: NonNegativeFloat = 5.0
     outbox_sweep_after: NonNegativeFloat = 10.0
     outbox_batch_size: PositiveInt = 500
@@ -70,9 +87,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     caller_cache_size: PositiveInt = 10_000
     public_base_url: str = "http://127.0.0.1:8000"
     mail_from: str = "Namaskah SMS <no-reply@namaskah.local>"
+    smtp_host: str = ""
+    smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout: PositiveFloat = 10.0
     email_verification_ttl: Annotated[int, msgspec.Meta(ge=300)] = 172_800
     password_reset_ttl: Annotated[int, msgspec.Meta(ge=300, le=86_400)] = 3600
     fx_rates: str = "USD=1600"
+    tax_mode: Literal["inclusive", "exclusive"] = "inclusive"
+    tax_default_country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] = "NG"
+    invoice_seller_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "Namaskah SMS"
+    invoice_seller_address: Annotated[str, msgspec.Meta(max_length=500)] = "Lagos, Nigeria"
+    invoice_seller_tax_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
     sms_provider: Literal["simulator", "textverified"] = "simulator"
     verification_window: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 900
     verification_poll_interval: PositiveFloat = 5.0
@@ -81,6 +109,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rental_sweep_interval: NonNegativeFloat = 60.0
     rental_poll_interval: PositiveFloat = 30.0
     rental_pending_timeout: Annotated[int, msgspec.Meta(ge=60)] = 600
+    webhook_allow_http: bool = False
+    webhook_allow_private_hosts: bool = False
+    webhook_connect_timeout: PositiveFloat = 5.0
+    webhook_timeout: PositiveFloat = 15.0
+    webhook_retry_base_delay: PositiveFloat = 20.0
+    webhook_retry_max_delay: PositiveFloat = 14_400.0
+    webhook_retry_window: Annotated[int, msgspec.Meta(ge=60, le=604_800)] = 86_400
+    webhook_disable_after_failures: PositiveInt = 15
+    webhook_disable_after: Annotated[int, msgspec.Meta(ge=0)] = 86_400
     textverified_base_url: str = "https://www.textverified.com"
     textverified_username: str = ""
     textverified_api_key: str = ""
@@ -93,6 +130,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     textverified_retry_base_delay: NonNegativeFloat = 0.5
     textverified_retry_max_delay: NonNegativeFloat = 10.0
     textverified_token_refresh_margin: NonNegativeFloat = 60.0
+    textverified_webhook_secret: str = ""
+    provider_event_match_attempts: PositiveInt = 12
+    provider_event_match_interval: PositiveFloat = 5.0
+    paystack_secret_key: str = ""
+    paystack_base_url: str = "https://api.paystack.co"
+    paystack_connect_timeout: PositiveFloat = 5.0
+    paystack_timeout: PositiveFloat = 15.0
+    paystack_max_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
+    paystack_retry_base_delay: NonNegativeFloat = 0.5
+    paystack_retry_max_delay: NonNegativeFloat = 8.0
+    paystack_webhook_ips: str = ""
+    paystack_trusted_proxies: str = ""
+    topup_min_amount: PositiveInt = 10_000
+    topup_max_amount: PositiveInt = 100_000_000
+    topup_currencies: str = "NGN"
+    subscription_grace_days: Annotated[int, msgspec.Meta(ge=0, le=60)] = 3
 
     def __repr__(self) -> str:
         # Settings end up in tracebacks and debug output: never with a credential in them.
@@ -119,6 +172,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'namaskah.sqlite3'}"
 
     @property
+    def paystack_key(self) -> str:
+        """PAYSTACK_SECRET_KEY; unset, the sandbox's key outside production and none in production (billing then
+        answers 503 `paystack_not_configured`: a publicly known key would let anyone sign webhooks)."""
+        if self.paystack_secret_key or self.app_env is Environment.PRODUCTION:
+            return self.paystack_secret_key
+        return DEV_PAYSTACK_SECRET_KEY
+
+    @property
+    def paystack_sandbox(self) -> bool:
+        """The embedded Paystack (local checkout page, answers from our own tables): the dev key, never production."""
+        return self.app_env is not Environment.PRODUCTION and self.paystack_key == DEV_PAYSTACK_SECRET_KEY
+
+    @property
     def dev_routes_enabled(self) -> bool:
         """`/v1/dev/*` exists everywhere but production (dev mode and the test suite's servers)."""
         return self.app_env is not Environment.PRODUCTION
@@ -134,6 +200,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         _parse_rates(self.fx_rates)  # a bad FX_RATES stops start-up, not the first purchase
+        _check_mail(self)
+        _check_paystack(self)
         if self.app_env is Environment.PRODUCTION:
             _require(bool(self.database_url), "DATABASE_URL", "is required in production")
             _require(
@@ -142,6 +210,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "must be PostgreSQL in production",
             )
             _require(bool(self.redis_url), "REDIS_URL", "is required in production")
+            # Webhooks to plain http or internal addresses are for a developer's own machine only.
+            _require(not self.webhook_allow_http, "WEBHOOK_ALLOW_HTTP", "must be false in production")
+            _require(not self.webhook_allow_private_hosts, "WEBHOOK_ALLOW_PRIVATE_HOSTS", "must be false in production")
             if self.sms_provider == "textverified":
                 _require(bool(self.textverified_username), "TEXTVERIFIED_USERNAME", "is required by SMS_PROVIDER")
                 _require(bool(self.textverified_api_key), "TEXTVERIFIED_API_KEY", "is required by SMS_PROVIDER")
@@ -176,6 +247,53 @@ def _with_async_driver(url: str) -> str:
     """Accept the plain URLs managed services hand out (postgres://...) and name the async driver."""
     scheme, sep, rest = url.partition("://")
     return f"{_ASYNC_DRIVERS.get(scheme, scheme)}{sep}{rest}"
+
+
+def _check_mail(settings: Settings) -> None:
+    _require("@" in parseaddr(settings.mail_from)[1], "MAIL_FROM", "must hold an address (Name <user@domain>)")
+    _require(settings.public_base_url.startswith(("http://", "https://")), "PUBLIC_BASE_URL", "must be an http(s) URL")
+    _require(
+        bool(settings.smtp_username) == bool(settings.smtp_password),
+        "SMTP_PASSWORD" if settings.smtp_username else "SMTP_USERNAME",
+        "is required with the other SMTP credential",
+    )
+    # A password sent in clear to a relay across the network is a password given away.
+    _require(
+        settings.app_env is not Environment.PRODUCTION
+        or not settings.smtp_password
+        or settings.smtp_tls != "none"
+        or settings.smtp_host in {"localhost", "127.0.0.1", "::1"},
+        "SMTP_TLS",
+        "must be starttls or tls in production when SMTP credentials are set (unless SMTP_HOST is local)",
+    )
+
+
+def _check_paystack(settings: Settings) -> None:
+    _require(
+        not settings.paystack_secret_key or settings.paystack_secret_key.startswith("sk_"),
+        "PAYSTACK_SECRET_KEY",
+        "must be a secret key (sk_...)",
+    )
+    _require(
+        settings.app_env is not Environment.PRODUCTION or settings.paystack_secret_key != DEV_PAYSTACK_SECRET_KEY,
+        "PAYSTACK_SECRET_KEY",
+        "must be the account's own key in production (the sandbox key is refused)",
+    )
+    _require(
+        settings.paystack_base_url.startswith("https://") or settings.app_env is not Environment.PRODUCTION,
+        "PAYSTACK_BASE_URL",
+        "must be https in production",
+    )
+    _require(settings.topup_min_amount <= settings.topup_max_amount, "TOPUP_MAX_AMOUNT", "must be >= TOPUP_MIN_AMOUNT")
+    for currency in filter(None, (c.strip() for c in settings.topup_currencies.split(","))):
+        # A wallet holds naira only (lib.money.CURRENCY): crediting another currency would need a conversion.
+        _require(currency == "NGN", "TOPUP_CURRENCIES", f"lists {currency!r}; wallets hold NGN only")
+    for name in ("paystack_webhook_ips", "paystack_trusted_proxies"):
+        for part in filter(None, (p.strip() for p in getattr(settings, name).split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                _require(False, name.upper(), f"has {part!r}, which is not an IP address or network")
 
 
 def _require(condition: bool, variable: str, message: str) -> None:
