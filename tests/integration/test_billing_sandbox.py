@@ -195,6 +195,7 @@ async def test_production_has_no_sandbox_and_refuses_its_key(session_factory: Se
         load_settings(production | {"PAYSTACK_SECRET_KEY": DEV_PAYSTACK_SECRET_KEY}, env_file=None)
     settings = load_settings(production | {"PAYSTACK_SECRET_KEY": "sk_live_abc"}, env_file=None)
     assert (settings.paystack_sandbox, settings.paystack_key) == (False, "sk_live_abc")
+    assert "sk_live_abc" not in repr(settings)
     app = create_app(settings, session_factory=session_factory, broker=StubBroker())
     paths = {route.path for route in app.routes}
     assert "/v1/webhooks/paystack" in paths

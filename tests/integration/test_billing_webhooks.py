@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from namaskah.domain.billing import worker
-from namaskah.domain.billing.events import sign
+from namaskah.domain.billing.events import Envelope, event_key, networks, sign, source_address
 from namaskah.domain.billing.jobs import ProcessPaystackEvent
 from namaskah.domain.billing.models import BillingFlag, EventStatus, PaystackEvent, SandboxTransaction, Topup
 from namaskah.domain.wallet.models import SYSTEM_ACCOUNT_IDS, EntryKind, LedgerEntry, SystemAccount
@@ -389,3 +389,42 @@ async def test_one_event_delivered_100_times_concurrently_is_stored_once_and_cre
     assert await credits_of(committed, tx.reference) == 1
     async with committed() as session:
         await assert_ledger_balances(session)
+
+
+# --- the pure parts -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "trusted", "expected"),
+    [
+        ("52.31.139.75", None, "", "52.31.139.75"),
+        ("10.0.0.2", "52.31.139.75", "", "10.0.0.2"),  # an untrusted peer's header is ignored
+        ("10.0.0.2", "52.31.139.75", "10.0.0.0/8", "52.31.139.75"),
+        ("10.0.0.2", "1.1.1.1, 52.31.139.75, 10.0.0.9", "10.0.0.0/8", "52.31.139.75"),  # right-most untrusted
+        ("10.0.0.2", "10.0.0.7, 10.0.0.9", "10.0.0.0/8", "10.0.0.7"),  # only proxies: the farthest one
+        ("::1", "2001:db8::5", "::1/128", "2001:db8::5"),
+    ],
+)
+def test_the_source_address(peer: str, forwarded: str | None, trusted: str, expected: str) -> None:
+    assert source_address(peer, forwarded, networks(trusted)) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [(10_000, 10_000), ("10000", 10_000), (" 42 ", 42), (0, 0)])
+def test_amounts_as_numbers_or_strings(value: int | str, expected: int) -> None:
+    assert worker.minor_units(value) == expected
+
+
+@pytest.mark.parametrize("value", ["12.50", "-5", "1e3", "", -1, True, "9" * 19])
+def test_amounts_that_are_not_whole_minor_units_are_refused(value: int | str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each message names the value
+        worker.minor_units(value)
+
+
+def test_event_keys_name_the_subject_not_the_delivery() -> None:
+    charge = Envelope(event="charge.success", data={"id": 302961, "reference": "tu-a", "log": {"time_spent": 9}})
+    retried = Envelope(event="charge.success", data={"id": 302961, "reference": "tu-a", "log": {"time_spent": 12}})
+    refund = Envelope(event="refund.processed", data={"transaction_reference": "tu-a", "refund_reference": "rf_1"})
+    assert event_key(charge, b"one body") == event_key(retried, b"another body") == "charge.success:id:302961"
+    assert event_key(refund, b"x") == "refund.processed:ref:rf_1"
+    assert event_key(Envelope(event="x.y", data={}), b"body").startswith("x.y:sha256:")
+    assert len(event_key(Envelope(event="x.y", data={"id": "9" * 500}), b"")) <= 200
