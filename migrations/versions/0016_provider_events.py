@@ -2,7 +2,7 @@
 it; indexes to find a verification or rental by the provider's reservation id.
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-04
 """
 
@@ -13,7 +13,7 @@ from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,7 @@ issued means immutable, whatever the code or a console session tries. A later ba
 tables on SQLite must create the triggers again.
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-05
 """
 
@@ -17,7 +17,7 @@ from advanced_alchemy.types import GUID, DateTimeUTC
 from alembic import op
 
 revision = "0019"
-down_revision = "0016"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 subscriptions table (one current subscription per user), and the system accounts of plan prices and included credit.
 
 Revision ID: 0020
-Revises: 0016
+Revises: 0019
 Create Date: 2026-12-06
 """
 
@@ -16,7 +16,7 @@ from advanced_alchemy.types import GUID, DateTimeUTC
 from alembic import op
 
 revision = "0020"
-down_revision = "0016"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
