@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import dramatiq
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar, Router
+from litestar import Controller, Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -61,6 +61,9 @@ from namaskah.providers.simulator_controller import SimulatorController
 from namaskah.settings import Settings, get_settings
 
 logger = get_logger(__name__)
+
+
+VENDOR_WEBHOOKS: tuple[type[Controller], ...] = (PaystackWebhookController, TextVerifiedEventController)
 
 
 def create_app(
@@ -128,7 +131,6 @@ def create_app(
         RentalController,
         WebhookEndpointController,
         WebhookDeliveryController,
-        TextVerifiedEventController,
     ]
     if settings.dev_routes_enabled:
         api_v1.extend([PingController, SimulatorController])
@@ -139,7 +141,9 @@ def create_app(
     # (Litestar copies the handler for every guard call); a controller must not set its own before_request.
     route_handlers: list[ControllerRouterHandler] = [
         HealthController,
-        PaystackWebhookController,  # not rate limited: Paystack's retries would only grow
+        # Vendors' webhooks are not rate limited: they prove who sent them by signature, come from a few
+        # addresses (60 a minute per IP would refuse real traffic), and a refusal only makes them retry.
+        *VENDOR_WEBHOOKS,
         metrics,
         Router(path="/", route_handlers=api_v1, before_request=enforce_rate_limit),
     ]
