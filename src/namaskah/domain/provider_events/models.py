@@ -7,12 +7,10 @@ from enum import StrEnum
 from typing import Any
 
 from advanced_alchemy.types import DateTimeUTC, JsonB
-from sqlalchemy import CheckConstraint, Index, Integer, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from namaskah.db.base import UUIDv7Base, utcnow
-from namaskah.domain.rentals.models import Rental
-from namaskah.domain.verifications.models import Verification
 
 
 class ProviderEventStatus(StrEnum):
@@ -44,9 +42,3 @@ class ProviderEvent(UUIDv7Base):
     match_attempts: Mapped[int] = mapped_column(Integer, default=0)  # looks for a reservation that was not ours yet
     received_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
-
-
-# A pushed SMS names its reservation by the provider's id: these indexes on the other areas' tables are this area's,
-# declared here because only this lookup needs them (without them every push would scan both tables).
-VERIFICATIONS_BY_PROVIDER_ID = Index("ix_verifications_provider_id", Verification.provider_id)
-RENTALS_BY_PROVIDER_ID = Index("ix_rentals_provider_id", Rental.provider_id)

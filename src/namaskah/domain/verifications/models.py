@@ -43,7 +43,8 @@ class Verification(UUIDv7AuditBase):
     service_name: Mapped[str] = mapped_column(String(120))
     provider: Mapped[str] = mapped_column(String(32))
     provider_service: Mapped[str] = mapped_column(String(120))
-    provider_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Indexed: a pushed SMS names its reservation by the provider's id (migration 0016).
+    provider_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     phone_number: Mapped[str | None] = mapped_column(String(20), default=None)
     status: Mapped[str] = mapped_column(String(16), default=VerificationStatus.PENDING.value)
     price: Mapped[int] = mapped_column(BigInteger)
