@@ -225,7 +225,7 @@ class TextVerifiedProvider:
             url, params = self._http.resolve(following), None  # the link carries its own query
         else:
             logger.warning("textverified_sms_pages_capped", pages=_MAX_SMS_PAGES)
-        found = [_message(sms) for sms in seen.values()]
+        found = [message_of(sms) for sms in seen.values()]
         return sorted(found, key=lambda m: m.received_at)
 
     # --- rentals --------------------------------------------------------------------------------------------
@@ -351,7 +351,7 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _message(sms: Sms) -> ProviderMessage:
+def message_of(sms: Sms) -> ProviderMessage:
     return ProviderMessage(
         provider_id=sms.id,
         text=sms.sms_content or "",

@@ -17,8 +17,7 @@ from namaskah.domain.provider_events.service import ProviderEventService, Reserv
 from namaskah.lib.logging import get_logger
 from namaskah.providers.base import ProviderMessage, SmsProvider
 from namaskah.providers.errors import ProviderError
-from namaskah.providers.textverified import TextVerifiedProvider
-from namaskah.providers.textverified import _message as textverified_message
+from namaskah.providers.textverified import TextVerifiedProvider, message_of
 from namaskah.providers.textverified_schemas import Sms
 
 logger = get_logger(__name__)
@@ -78,7 +77,7 @@ def pushed_message(sms: SmsReceived) -> ProviderMessage:
         sms_content=sms.sms_content,
         parsed_code=sms.parsed_code,
     )
-    return textverified_message(listed)
+    return message_of(listed)
 
 
 async def as_polled(provider: SmsProvider, reservation: Reservation, pushed: ProviderMessage) -> ProviderMessage:
