@@ -60,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scheduler_verification_expiry_interval: NonNegativeFloat = 30.0
     scheduler_rental_sweep_interval: NonNegativeFloat = 60.0
     scheduler_subscription_sweep_interval: NonNegativeFloat = 300.0
+    scheduler_webhook_sweep_interval: NonNegativeFloat = 60.0
     outbox_sweep_interval: NonNegativeFloat = 5.0
     outbox_sweep_after: NonNegativeFloat = 10.0
     outbox_batch_size: PositiveInt = 500

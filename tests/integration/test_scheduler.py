@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from namaskah.domain.maintenance.jobs import ExpireVerifications, SweepOutbox, SweepRentals
 from namaskah.domain.maintenance.schedule import periodic_tasks
 from namaskah.domain.subscriptions.jobs import SweepSubscriptions
+from namaskah.domain.webhooks.jobs import SweepWebhookDeliveries
 from namaskah.lib.queue import build_broker
 from namaskah.lib.scheduler import MAINTENANCE_QUEUE, PeriodicScheduler, PeriodicTask, RedisLease, lock_key
 from tests.support.databases import REDIS_URL, make_settings
@@ -157,6 +158,7 @@ def test_the_schedule_takes_its_intervals_from_settings_and_leaves_out_a_zero() 
     assert [(task.job, task.every) for task in tasks] == [
         (SweepOutbox, 2.5),
         (ExpireVerifications, 30.0),
+        (SweepWebhookDeliveries, 60.0),
         (SweepSubscriptions, 300.0),
     ]
     defaults = periodic_tasks(make_settings())
@@ -164,5 +166,6 @@ def test_the_schedule_takes_its_intervals_from_settings_and_leaves_out_a_zero() 
         "maintenance.sweep_outbox",
         "maintenance.expire_verifications",
         "maintenance.sweep_rentals",
+        "webhooks.sweep_due_deliveries",
         "subscriptions.sweep",
     ]
