@@ -428,3 +428,16 @@ def test_event_keys_name_the_subject_not_the_delivery() -> None:
     assert event_key(refund, b"x") == "refund.processed:ref:rf_1"
     assert event_key(Envelope(event="x.y", data={}), b"body").startswith("x.y:sha256:")
     assert len(event_key(Envelope(event="x.y", data={"id": "9" * 500}), b"")) <= 200
+
+
+async def test_an_odd_forwarded_for_from_a_trusted_proxy_is_stored_as_no_address(
+    session_factory: Sessions, fake: FakePaystack, stub_broker: StubBroker
+) -> None:
+    app = paystack_app(session_factory, fake, stub_broker, PAYSTACK_TRUSTED_PROXIES="127.0.0.1")
+    body, headers = signed({"event": "charge.success", "data": {"id": 8}})
+    async with serve_in_loop(app) as client:
+        response = await client.post(WEBHOOK, content=body, headers=headers | {"x-forwarded-for": "x" * 300})
+    await app.state.paystack.aclose()
+    assert response.status_code == 200
+    async with session_factory() as session:
+        assert (await session.scalars(select(PaystackEvent.source_ip))).all() == [None]

@@ -23,6 +23,7 @@ from namaskah.domain.billing.errors import PaystackNotConfigured
 from namaskah.domain.billing.events import (
     SIGNATURE_HEADER,
     PaystackEventService,
+    as_ip,
     check_source,
     event_key,
     networks,
@@ -110,7 +111,7 @@ class PaystackWebhookController(Controller):
         envelope, payload = parse(body)
         async with state.session_factory() as session:
             stored = await PaystackEventService(session=session).receive(
-                envelope, payload, event_key(envelope, body), source
+                envelope, payload, event_key(envelope, body), as_ip(source)
             )
             await session.commit()  # a failed commit raises: a 5xx, and Paystack delivers again
         return WebhookAck(received=True, duplicate=not stored)

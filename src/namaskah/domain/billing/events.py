@@ -83,6 +83,14 @@ def source_address(peer: str | None, forwarded_for: str | None, trusted: tuple[N
     return hops[0] if hops else peer
 
 
+def as_ip(address: str | None) -> str | None:
+    """The address in its canonical spelling, or None for one that is not an IP (a proxy's odd header)."""
+    try:
+        return None if address is None else str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
 def check_source(address: str | None, allowed: tuple[Network, ...]) -> None:
     """With an allow-list set, only its addresses may deliver (403, nothing stored); without one, any may."""
     if allowed and (address is None or not _within(address, allowed)):
