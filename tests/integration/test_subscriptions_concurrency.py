@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from namaskah.db.engine import create_session_factory
 from namaskah.domain.invoices.models import Invoice
-from namaskah.domain.subscriptions.service import AlreadySubscribed, SubscriptionService
+from namaskah.domain.subscriptions.errors import AlreadySubscribed
+from namaskah.domain.subscriptions.service import SubscriptionService
 from namaskah.domain.subscriptions.worker import sweep_subscriptions
 from namaskah.lib.outbox.relay import OutboxRelay
 from tests.integration.test_subscriptions import PRO_CREDIT, PRO_PRICE, Sessions, balance, fund, references

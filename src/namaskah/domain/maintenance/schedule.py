@@ -17,7 +17,8 @@ def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
         PeriodicTask(SweepRentals, every=settings.scheduler_rental_sweep_interval),
         # Deliveries whose retry message was lost (Redis flushed, a worker killed between attempt and re-send).
         PeriodicTask(SweepWebhookDeliveries, every=settings.scheduler_webhook_sweep_interval),
-        # Data retention joins the same way when it exists.
+        # Subscriptions whose period ended: renewed, retried while past due, lapsed or ended.
         PeriodicTask(SweepSubscriptions, every=settings.scheduler_subscription_sweep_interval),
+        # Data retention joins the same way when it exists.
     ]
     return [task for task in schedule if task.every > 0]

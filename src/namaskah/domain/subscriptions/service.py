@@ -26,6 +26,13 @@ from namaskah.domain.admin.service import UserNotFound
 from namaskah.domain.audit.service import AuditService
 from namaskah.domain.invoices.models import InvoiceKind
 from namaskah.domain.invoices.service import InvoiceService, LineItem
+from namaskah.domain.subscriptions.errors import (
+    AlreadySubscribed,
+    PlanNotSubscribable,
+    SubscriptionChanged,
+    SubscriptionNotFound,
+    UnknownPlan,
+)
 from namaskah.domain.subscriptions.models import CURRENT, Subscription, SubscriptionStatus
 from namaskah.domain.subscriptions.periods import add_month, charge_reference, credit_reference
 from namaskah.domain.tax.service import Quote, TaxService
@@ -33,7 +40,6 @@ from namaskah.domain.tiers.models import TierPlan
 from namaskah.domain.tiers.service import TierService
 from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import InsufficientCredits, WalletService
-from namaskah.lib.errors import DomainError
 from namaskah.lib.logging import get_logger
 from namaskah.lib.money import CURRENCY
 from namaskah.settings import Settings
@@ -41,36 +47,6 @@ from namaskah.settings import Settings
 logger = get_logger(__name__)
 _S = Subscription
 ACTIVE, PAST_DUE = SubscriptionStatus.ACTIVE.value, SubscriptionStatus.PAST_DUE.value
-
-
-class UnknownPlan(DomainError):
-    status_code = 422
-    code = "unknown_plan"
-    title = "Unknown plan"
-
-
-class PlanNotSubscribable(DomainError):
-    status_code = 422
-    code = "plan_not_subscribable"
-    title = "This plan is not sold as a subscription"
-
-
-class AlreadySubscribed(DomainError):
-    status_code = 409
-    code = "already_subscribed"
-    title = "Already subscribed to this plan"
-
-
-class SubscriptionChanged(DomainError):
-    status_code = 409
-    code = "subscription_changed"
-    title = "The subscription changed meanwhile"
-
-
-class SubscriptionNotFound(DomainError):
-    status_code = 404
-    code = "subscription_not_found"
-    title = "No subscription"
 
 
 class Outcome(StrEnum):
@@ -238,8 +214,9 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[Subscription, Subscri
     async def _close(self, user: User, subscription: Subscription, plan: TierPlan) -> Outcome:
         """End at the period end instead of renewing: cancelled, the account disabled, or the plan no longer sold
         (then the user keeps that free plan's tier rather than going to free)."""
-        reason = "canceled" if user.is_active else "account_disabled"
-        tier = plan.name if plan.price_per_month <= 0 else Tier.FREE.value
+        sold = plan.price_per_month > 0
+        reason = "account_disabled" if not user.is_active else "canceled" if sold else "plan_not_sold"
+        tier = Tier.FREE.value if sold else plan.name
         at = subscription.current_period_end
         ended = await self._end(user, subscription, SubscriptionStatus.CANCELED, at=at, reason=reason, tier=tier)
         return Outcome.CANCELED if ended else Outcome.SKIPPED
@@ -250,7 +227,9 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[Subscription, Subscri
         if now >= end + self.grace:
             lapsed = await self._end(user, subscription, SubscriptionStatus.LAPSED, at=now, reason="unpaid")
             return Outcome.LAPSED if lapsed else Outcome.SKIPPED
-        if subscription.status == ACTIVE and await self._set(subscription, _S.status == ACTIVE, status=PAST_DUE):
+        still = (_S.status == ACTIVE, _S.period == subscription.period)
+        if subscription.status == ACTIVE and await self._set(subscription, *still, status=PAST_DUE):
+            await self._locked(subscription.id)
             await self._audit("subscription.past_due", subscription, after={"period_end": end.isoformat()})
             logger.info("subscription_past_due", subscription_id=str(subscription.id))
         return Outcome.PAST_DUE
@@ -349,9 +328,10 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[Subscription, Subscri
     async def _schedule(self, subscription: Subscription, action: str, *, cancel: bool, next_plan: str | None) -> None:
         """A change that waits for the period end (or undoes one); audited, charges nothing."""
         before = {"cancel_at_period_end": subscription.cancel_at_period_end, "next_plan": subscription.next_plan}
-        subscription.cancel_at_period_end, subscription.next_plan = cancel, next_plan
         after = {"cancel_at_period_end": cancel, "next_plan": next_plan}
-        await self._audit(action, subscription, before=before, after=after)
+        if after != before:  # asking twice records one change
+            subscription.cancel_at_period_end, subscription.next_plan = cancel, next_plan
+            await self._audit(action, subscription, before=before, after=after)
 
     async def _set_tier(self, user: User, tier: str, subscription: Subscription, *, reason: str) -> None:
         """Change users.tier through the ORM, like the operators' PATCH: the flush marks the user's caller stamp,
