@@ -65,6 +65,10 @@ def dev(host: str | None, port: int | None, data_dir: str | None) -> None:
     os.environ.setdefault("APP_ENV", "development")
     if data_dir:
         os.environ["DATA_DIR"] = data_dir
+    if host or port:
+        # Links in mails and the Paystack sandbox (its checkout page, its webhook) must point at this server.
+        where = f"{host or os.environ.get('HOST', '127.0.0.1')}:{port or os.environ.get('PORT', '8000')}"
+        os.environ.setdefault("PUBLIC_BASE_URL", f"http://{where}")
     settings = _settings()
     from namaskah.db.migrations import upgrade
 
