@@ -36,6 +36,7 @@ from namaskah.domain.invoices.controller import InvoiceController
 from namaskah.domain.maintenance.controller import PingController
 from namaskah.domain.maintenance.schedule import periodic_tasks
 from namaskah.domain.provider_events.controller import TextVerifiedEventController
+from namaskah.domain.reconciliation.controller import AdminReconciliationController
 from namaskah.domain.rentals.controller import RentalController
 from namaskah.domain.rentals.sweeper import run_rental_sweeper
 from namaskah.domain.subscriptions.controller import PlanController, SubscriptionController
@@ -135,6 +136,7 @@ def create_app(
     if settings.dev_routes_enabled:
         api_v1.extend([PingController, SimulatorController])
     api_v1.extend([TopupController, AdminBillingFlagController, PlanController, SubscriptionController])
+    api_v1.append(AdminReconciliationController)
     if settings.paystack_sandbox:  # never in production (the settings refuse the sandbox key there)
         api_v1.append(SandboxCheckoutController)
     # Only /v1 is rate limited: probes and scrapes pay nothing for it. A before_request hook rather than a guard

@@ -61,6 +61,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scheduler_rental_sweep_interval: NonNegativeFloat = 60.0
     scheduler_subscription_sweep_interval: NonNegativeFloat = 300.0
     scheduler_webhook_sweep_interval: NonNegativeFloat = 60.0
+    scheduler_reconciliation_interval: NonNegativeFloat = 86_400.0
     outbox_sweep_interval: NonNegativeFloat = 5.0
     outbox_sweep_after: NonNegativeFloat = 10.0
     outbox_batch_size: PositiveInt = 500
@@ -143,6 +144,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     paystack_retry_max_delay: NonNegativeFloat = 8.0
     paystack_webhook_ips: str = ""
     paystack_trusted_proxies: str = ""
+    reconciliation_lookback: PositiveFloat = 172_800.0
+    reconciliation_page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
+    reconciliation_max_pages: PositiveInt = 1_000
     topup_min_amount: PositiveInt = 10_000
     topup_max_amount: PositiveInt = 100_000_000
     topup_currencies: str = "NGN"

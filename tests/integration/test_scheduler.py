@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from namaskah.domain.maintenance.jobs import ExpireVerifications, SweepOutbox, SweepRentals
 from namaskah.domain.maintenance.schedule import periodic_tasks
+from namaskah.domain.reconciliation.jobs import ReconcilePaystack
 from namaskah.domain.subscriptions.jobs import SweepSubscriptions
 from namaskah.domain.webhooks.jobs import SweepWebhookDeliveries
 from namaskah.lib.queue import build_broker
@@ -160,6 +161,7 @@ def test_the_schedule_takes_its_intervals_from_settings_and_leaves_out_a_zero() 
         (ExpireVerifications, 30.0),
         (SweepWebhookDeliveries, 60.0),
         (SweepSubscriptions, 300.0),
+        (ReconcilePaystack, 86_400.0),
     ]
     defaults = periodic_tasks(make_settings())
     assert [task.name for task in defaults] == [
@@ -168,4 +170,5 @@ def test_the_schedule_takes_its_intervals_from_settings_and_leaves_out_a_zero() 
         "maintenance.sweep_rentals",
         "webhooks.sweep_due_deliveries",
         "subscriptions.sweep",
+        "reconciliation.paystack",
     ]

@@ -11,6 +11,7 @@ from namaskah.domain.catalog.models import CatalogEntry
 from namaskah.domain.invoices.models import Invoice, InvoiceCounter, InvoiceLine
 from namaskah.domain.maintenance.models import Ping
 from namaskah.domain.provider_events.models import ProviderEvent
+from namaskah.domain.reconciliation.models import ReconciliationDifference
 from namaskah.domain.rentals.models import Rental, RentalMessage
 from namaskah.domain.subscriptions.models import Subscription
 from namaskah.domain.tax.models import TaxRate
@@ -40,6 +41,7 @@ __all__ = [
     "PaystackEvent",
     "Ping",
     "ProviderEvent",
+    "ReconciliationDifference",
     "RecoveryCode",
     "RefreshToken",
     "Rental",

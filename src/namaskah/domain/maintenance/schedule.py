@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from namaskah.domain.maintenance.jobs import ExpireVerifications, SweepOutbox, SweepRentals
+from namaskah.domain.reconciliation.jobs import ReconcilePaystack
 from namaskah.domain.subscriptions.jobs import SweepSubscriptions
 from namaskah.domain.webhooks.jobs import SweepWebhookDeliveries
 from namaskah.lib.scheduler import PeriodicTask
@@ -19,6 +20,8 @@ def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
         PeriodicTask(SweepWebhookDeliveries, every=settings.scheduler_webhook_sweep_interval),
         # Subscriptions whose period ended: renewed, retried while past due, lapsed or ended.
         PeriodicTask(SweepSubscriptions, every=settings.scheduler_subscription_sweep_interval),
+        # Paystack's transactions of the last days against the ledger (reported to operators, never booked).
+        PeriodicTask(ReconcilePaystack, every=settings.scheduler_reconciliation_interval),
         # Data retention joins the same way when it exists.
     ]
     return [task for task in schedule if task.every > 0]

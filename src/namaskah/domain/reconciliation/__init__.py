@@ -1,0 +1,1 @@
+"""Reconciliation: the daily comparison of Paystack's transactions with the ledger, reported to operators."""
