@@ -112,7 +112,9 @@ class ReconciliationService(SQLAlchemyAsyncRepositoryService[ReconciliationDiffe
     ) -> tuple[Sequence[ReconciliationDifference], int]:
         where = [] if resolved is None else [_D.resolved_at.is_not(None) if resolved else _D.resolved_at.is_(None)]
         total = await self._session.scalar(select(func.count()).select_from(_D).where(*where)) or 0
-        rows = await self._session.scalars(select(_D).where(*where).order_by(_D.found_at.desc(), _D.id.desc()).limit(limit).offset(offset))
+        rows = await self._session.scalars(
+            select(_D).where(*where).order_by(_D.found_at.desc(), _D.id.desc()).limit(limit).offset(offset)
+        )
         return rows.all(), total
 
     async def resolve(self, difference_id: uuid.UUID, operator_id: uuid.UUID, note: str) -> ReconciliationDifference:
