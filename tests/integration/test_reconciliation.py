@@ -67,15 +67,13 @@ async def stored(sessions) -> list[tuple[str, str]]:
 
 
 async def run(sessions, fake: FakePaystack, now: datetime = NOW, **settings) -> int:
-    client = client_for(fake, reconciliation_page_size=2, **settings)
+    """One run with pages of two; `settings` reach both the client (retries) and the job."""
+    options = {"reconciliation_page_size": 2, **settings}
+    client = client_for(fake, **options)
     try:
-        return await reconcile(OutboxRelay(sessions, StubBroker()), client, client_for_settings(settings), now=now)
+        return await reconcile(OutboxRelay(sessions, StubBroker()), client, Settings(**options), now=now)
     finally:
         await client.aclose()
-
-
-def client_for_settings(settings: dict) -> Settings:
-    return Settings(reconciliation_page_size=2, **settings)
 
 
 async def crafted(sessions) -> tuple[FakePaystack, uuid.UUID]:
@@ -141,7 +139,6 @@ async def test_a_credit_paid_outside_the_window_is_no_phantom(session_factory) -
     fake = FakePaystack()
     await topup(session_factory, user_id, "tu_late", 10_000, status="success", credit=10_000)
     paystack_tx(fake, "tu_late", 10_000)
-    fake.faults = []
     original = fake._list
 
     def without_late(params):  # Paystack's listing of the window lacks it (paid just before the window)
