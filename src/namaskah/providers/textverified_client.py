@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
+from namaskah.lib.backoff import full_jitter
 from namaskah.lib.logging import get_logger
 from namaskah.providers.errors import (
     ProviderAuthFailed,
@@ -220,9 +221,7 @@ class TextVerifiedClient:
         return status >= 500 or (status == 409 and _vendor_error(response).error_code == _IDEMPOTENCY_CONFLICT)
 
     def backoff(self, attempt: int) -> float:
-        """Full jitter: anywhere between 0 and the exponential cap, so many clients do not retry in step."""
-        cap = min(self._retry.max_delay, self._retry.base_delay * 2**attempt)
-        return self._rng.uniform(0, cap)
+        return full_jitter(attempt, base_delay=self._retry.base_delay, max_delay=self._retry.max_delay, rng=self._rng)
 
     async def pause(self, attempt: int) -> None:
         """Wait before polling again for something the provider is still doing."""

@@ -29,6 +29,7 @@ from namaskah.domain.billing.paystack_schemas import (
     VerifyResponse,
     encoder,
 )
+from namaskah.lib.backoff import full_jitter
 from namaskah.lib.logging import get_logger
 from namaskah.settings import Settings
 
@@ -178,8 +179,7 @@ class PaystackClient:
             attempt += 1
 
     def backoff(self, attempt: int) -> float:
-        cap = min(self._retry.max_delay, self._retry.base_delay * 2**attempt)
-        return self._rng.uniform(0, cap)
+        return full_jitter(attempt, base_delay=self._retry.base_delay, max_delay=self._retry.max_delay, rng=self._rng)
 
     def _failure(self, response: httpx.Response, operation: str) -> PaystackRefused:
         vendor = _error_body(response)
