@@ -34,7 +34,7 @@ import msgspec
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 
 from namaskah.lib.mail import Mail
-from namaskah.lib.money import CURRENCY, MINOR_UNITS, to_decimal_text
+from namaskah.lib.money import CURRENCY, MINOR_UNITS, format_money
 
 # Links we make (from PUBLIC_BASE_URL): a `javascript:` value must never become a clickable href.
 HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$")]
@@ -168,12 +168,6 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _money(amount: int, currency: str = CURRENCY) -> str:
-    """`123456` kobo as `NGN 1,234.56`: from minor units by integer arithmetic, grouped by thousands."""
-    major, dot, minor = to_decimal_text(amount, currency).partition(".")
-    return f"{currency} {int(major):,}{dot}{minor}"
-
-
 @cache
 def _environment() -> Environment:
     environment = Environment(
@@ -185,7 +179,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters.update(duration=_duration, utc=_utc, money=_money)
+    environment.filters.update(duration=_duration, utc=_utc, money=format_money)
     return environment
 
 
