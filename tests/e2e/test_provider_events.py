@@ -1,10 +1,9 @@
-"""A signed TextVerified push completes a verification bought over HTTP: `namaskah run` and `namaskah worker` on
-PostgreSQL and Redis, the simulator assigning the number, and polling slowed down so that only the push can bring
-the code in."""
+"""A signed TextVerified push completes a verification bought over HTTP, and the partner's receiver gets the
+`verification.completed` webhook signed: `namaskah run` and `namaskah worker` on PostgreSQL and Redis, the simulator
+assigning the number, and polling slowed down so that only the push can bring the code in."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,8 +13,10 @@ import pytest
 from tests.e2e.test_dev_walkthrough import PASSWORD, sign_in
 from tests.e2e.test_purchases import stop
 from tests.support.databases import REDIS_URL, query_value, run_cli, settings_env
+from tests.support.partners import RECEIVER_SETTINGS, grant, partner
 from tests.support.processes import Process, Server, start_server, start_worker, wait_until
 from tests.support.textverified_pushes import PATH, SECRET, body_of, event, signed, sms_event
+from tests.support.webhook_receiver import receiving
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +30,7 @@ def stack(isolated_database: str, redis_namespace: str, log_dir: Path) -> Iterat
         DRAMATIQ_NAMESPACE=redis_namespace,
         TEXTVERIFIED_WEBHOOK_SECRET=SECRET,
         VERIFICATION_POLL_INTERVAL="3600",  # the first poll finds nothing; the next one is an hour away
+        **RECEIVER_SETTINGS,
     )
     admin = ("users", "create-admin", "--email", "ops@example.com", "--password", PASSWORD)
     with ThreadPoolExecutor(4) as pool:
@@ -43,22 +45,22 @@ def stack(isolated_database: str, redis_namespace: str, log_dir: Path) -> Iterat
         stop(server)
 
 
-def test_a_signed_push_completes_a_verification_bought_over_http(
+def test_a_signed_push_completes_a_verification_and_reaches_the_partner(
     stack: tuple[Server, Process], isolated_database: str
 ) -> None:
     server, worker = stack
-    with server.client() as client:
-        operator, customer = sign_in(client, "ops@example.com"), sign_in(client, f"ada-{uuid.uuid4().hex[:6]}@x.org")
-        user_id = client.get("/v1/me", headers=customer).json()["id"]
+    with receiving() as receiver, server.client() as client:
+        operator = sign_in(client, "ops@example.com")
+        them = partner(client, operator, receiver, ["verification.completed"])
+        customer = them.headers
         price = next(s for s in client.get("/v1/services", headers=customer).json()["items"] if s["slug"] == "whatsapp")
-        grant = {"amount": price["price"], "reason": "e2e credit"}
-        assert client.post(f"/v1/admin/users/{user_id}/credits", json=grant, headers=operator).status_code == 201
+        grant(client, operator, them.id, price["price"])
         bought = client.post("/v1/verifications", json={"service": "whatsapp"}, headers=customer)
         assert bought.status_code == 201, bought.text
         verification_id = bought.json()["id"]
 
         def column(name: str) -> object:
-            # Read in the database: the customer's tier allows 10 requests a minute, too few to poll the API.
+            # Read in the database: polling the API would spend the customer's rate limit.
             return query_value(isolated_database, f"SELECT {name} FROM verifications WHERE id = '{verification_id}'")
 
         wait_until(lambda: column("status") == "active", 30, "the worker to assign the number", worker)
@@ -80,6 +82,12 @@ def test_a_signed_push_completes_a_verification_bought_over_http(
         assert completed["code"] == "731904"
         assert [(m["text"], m["code"]) for m in completed["messages"]] == [(payload["data"]["smsContent"], "731904")]
         assert client.get("/v1/wallet", headers=customer).json()["balance"] == 0  # charged once, not refunded
+
+        wait_until(lambda: receiver.requests, 30, "the webhook to reach the partner", worker)
+        webhook = them.verified(receiver)
+        assert webhook["type"] == "verification.completed"
+        assert (webhook["data"]["id"], webhook["data"]["code"]) == (verification_id, "731904")
+        assert webhook["data"]["phone_number"] == completed["phone_number"]
 
     settled = "SELECT status || ' ' || detail FROM provider_events"
     assert query_value(isolated_database, settled) == f"processed sms for verification {completed['id']}"

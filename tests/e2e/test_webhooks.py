@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from standardwebhooks import Webhook
 
 from tests.e2e.test_dev_walkthrough import PASSWORD, sign_in
 from tests.support.databases import REDIS_URL, run_cli, settings_env
+from tests.support.partners import RECEIVER_SETTINGS, grant, partner
 from tests.support.processes import start_server, start_worker, wait_until
 from tests.support.webhook_receiver import receiving
 
@@ -27,9 +27,7 @@ def test_a_completed_verification_reaches_the_partner_signed(
         REDIS_URL=REDIS_URL,
         DRAMATIQ_NAMESPACE=redis_namespace,
         VERIFICATION_POLL_INTERVAL="0.3",
-        # Not production: the receiver is plain http on loopback, which these two settings allow.
-        WEBHOOK_ALLOW_HTTP="true",
-        WEBHOOK_ALLOW_PRIVATE_HOSTS="true",
+        **RECEIVER_SETTINGS,
     )
     admin = ("users", "create-admin", "--email", "ops@example.com", "--password", PASSWORD)
     with ThreadPoolExecutor(4) as pool:
@@ -43,25 +41,15 @@ def test_a_completed_verification_reaches_the_partner_signed(
         for command in commands:
             assert command.result().returncode == 0, command.result().stderr
         with receiving() as receiver, server.client() as client:
-            operator, customer = sign_in(client, "ops@example.com"), sign_in(client, "partner@example.com")
-            user_id = client.get("/v1/me", headers=customer).json()["id"]
-            promoted = client.patch(f"/v1/admin/users/{user_id}", json={"tier": "pro"}, headers=operator)
-            assert promoted.status_code == 200, promoted.text
+            operator = sign_in(client, "ops@example.com")
+            them = partner(client, operator, receiver, ["verification.completed"])
+            customer, secret = them.headers, them.secret
             price = next(
                 s["price"]
                 for s in client.get("/v1/services", headers=customer).json()["items"]
                 if s["slug"] == "whatsapp"
             )
-            grant = {"amount": price, "reason": "e2e credit"}
-            assert client.post(f"/v1/admin/users/{user_id}/credits", json=grant, headers=operator).status_code == 201
-
-            endpoint = client.post(
-                "/v1/webhook-endpoints",
-                json={"url": receiver.url("/namaskah"), "events": ["verification.completed"]},
-                headers=customer,
-            )
-            assert endpoint.status_code == 201, endpoint.text
-            secret = endpoint.json()["secret"]
+            grant(client, operator, them.id, price)
             bought = client.post("/v1/verifications", json={"service": "whatsapp"}, headers=customer)
             assert bought.status_code == 201, bought.text
             path = f"/v1/verifications/{bought.json()['id']}"
@@ -75,7 +63,7 @@ def test_a_completed_verification_reaches_the_partner_signed(
             wait_until(lambda: receiver.requests, 30, "the webhook to reach the receiver", worker)
 
             request = receiver.requests[0]
-            body = Webhook(secret).verify(request.body, request.headers)
+            body = them.verified(receiver)
             assert request.path == "/namaskah"
             assert body["type"] == "verification.completed"
             assert (body["data"]["id"], body["data"]["status"], body["data"]["code"]) == (
@@ -83,10 +71,8 @@ def test_a_completed_verification_reaches_the_partner_signed(
             )  # fmt: skip
             assert body["data"]["phone_number"] == phone
 
-            deliveries_path = f"/v1/webhook-endpoints/{endpoint.json()['id']}/deliveries"
-
             def succeeded() -> dict | None:
-                items = client.get(deliveries_path, headers=customer).json()["items"]
+                items = them.deliveries(client)
                 return items[0] if items and items[0]["status"] == "succeeded" else None
 
             delivery = wait_until(succeeded, 10, "the delivery to be recorded", worker)

@@ -21,7 +21,7 @@ from namaskah.db.base import utcnow
 from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import WalletService
 from namaskah.domain.webhooks import worker
-from namaskah.domain.webhooks.deliveries import DeliveryRules
+from namaskah.domain.webhooks.deliveries import DeliveryRules, WebhookDeliveryService
 from namaskah.domain.webhooks.jobs import DeliverWebhook
 from namaskah.domain.webhooks.models import EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from namaskah.domain.webhooks.retries import RetryPolicy
@@ -442,9 +442,43 @@ async def test_duplicate_jobs_racing_send_once(isolated_database: str, receiver:
             results = await asyncio.gather(
                 *(worker.deliver(transactions(sessions), sender, job, RULES) for _ in range(5))
             )
-        assert results == [None] * 5
+        # The four that found it held come back when the lease ends, in case its holder died; then they find it
+        # sent and stop.
+        assert results.count(None) == 1
+        lease = RULES.lease.total_seconds()
+        assert all(lease - 5 < delay <= lease for delay in results if delay is not None)
+        later = Clock()
+        later.advance(lease + 1)
+        again = [await worker.deliver(transactions(sessions), sender, job, RULES, clock=later) for _ in range(4)]
+        assert again == [None] * 4
         assert len(receiver.requests) == 1
         verified(secret, receiver)
         assert await attempts(sessions, job) == [(1, 200, True, None)]
     finally:
         await engine.dispose()
+
+
+async def test_an_attempt_cut_off_mid_flight_is_sent_again_once_its_lease_ends(
+    session_factory: Sessions, sender: WebhookSender, receiver: Receiver
+) -> None:
+    """The worker died between the claim and the answer: the redelivered job waits out the lease, then sends with
+    the same webhook-id, and the lost attempt shows in the history."""
+    user_id, secret = await subscribed(session_factory, receiver)
+    job = await credited(session_factory, user_id)
+    clock = Clock()
+    async with session_factory() as session:  # the dead worker's claim, never finished
+        assert await WebhookDeliveryService(session=session, rules=RULES).claim(job.delivery_id, clock()) is not None
+        await session.commit()
+    clock.advance(2)
+    wait = await worker.deliver(transactions(session_factory), sender, job, RULES, clock=clock)
+    assert wait == pytest.approx(RULES.lease.total_seconds() - 2)
+    assert receiver.requests == []
+    clock.advance(wait)
+    assert await worker.deliver(transactions(session_factory), sender, job, RULES, clock=clock) is None
+
+    assert len(receiver.requests) == 1
+    assert verified(secret, receiver)["type"] == "wallet.credited"
+    assert receiver.requests[0].headers["webhook-id"] == f"msg_{job.delivery_id.hex}"
+    assert await attempts(session_factory, job) == [(1, None, False, "interrupted"), (2, 200, True, None)]
+    done = await delivery(session_factory, job)
+    assert (done.status, done.attempts, done.lease_until) == ("succeeded", 2, None)

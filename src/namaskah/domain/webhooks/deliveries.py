@@ -46,6 +46,10 @@ _D, _E = WebhookDelivery, WebhookEndpoint
 PENDING, SUCCEEDED, FAILED = (s.value for s in DeliveryStatus)
 # A delayed message may arrive a little before the time the database holds (clocks of two machines).
 EARLY = timedelta(seconds=5)
+# The lease covers the HTTP timeout plus the two short transactions around it. Short, because a worker killed
+# mid-attempt leaves its delivery held until the lease ends: that is how long a partner waits after a crash.
+LEASE_MARGIN = 15.0
+INTERRUPTED = "interrupted: no answer was recorded before the attempt's lease ran out (its worker stopped)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,7 @@ class DeliveryRules:
                 max_delay=settings.webhook_retry_max_delay,
                 window=float(settings.webhook_retry_window),
             ),
-            lease=timedelta(seconds=settings.webhook_timeout + 60),
+            lease=timedelta(seconds=settings.webhook_timeout + LEASE_MARGIN),
             disable_after_failures=settings.webhook_disable_after_failures,
             disable_after=timedelta(seconds=settings.webhook_disable_after),
             secret_key=settings.secret_key,
@@ -131,6 +135,8 @@ class WebhookDeliveryService(SQLAlchemyAsyncRepositoryService[WebhookDelivery, W
         if row is None:
             return None
         number, endpoint_id, event_id = row
+        if number > 1:
+            await self._note_interrupted(delivery_id, number, now)
         endpoint = await self._session.get(_E, endpoint_id, populate_existing=True)
         if endpoint is None or not endpoint.enabled:
             await self._set(delivery_id, status=FAILED, lease_until=None, last_error="endpoint_disabled", now=now)
@@ -142,6 +148,27 @@ class WebhookDeliveryService(SQLAlchemyAsyncRepositoryService[WebhookDelivery, W
             delivery_id=delivery_id, number=number, endpoint_id=endpoint_id, url=endpoint.url, secret=endpoint.secret,
             body=body,
         )  # fmt: skip
+
+    async def held_until(self, delivery_id: uuid.UUID, now: datetime) -> datetime | None:
+        """When the lease of a pending delivery another attempt holds ends; None if nobody holds it. A job that
+        found its delivery held comes back then: the holder may be a worker killed mid-attempt."""
+        return await self._session.scalar(
+            select(_D.lease_until).where(_D.id == delivery_id, _D.status == PENDING, _D.lease_until > now)
+        )
+
+    async def _note_interrupted(self, delivery_id: uuid.UUID, number: int, now: datetime) -> None:
+        """Store the attempts before `number` that never recorded an answer, so the history shows every attempt."""
+        recorded = await self._session.scalar(
+            select(func.coalesce(func.max(WebhookAttempt.number), 0)).where(WebhookAttempt.delivery_id == delivery_id)
+        )
+        for lost in range(int(recorded or 0) + 1, number):
+            self._session.add(
+                WebhookAttempt(
+                    id=uuid7(), delivery_id=delivery_id, number=lost, started_at=now, duration_ms=0,
+                    succeeded=False, error=INTERRUPTED,
+                )
+            )  # fmt: skip
+            logger.warning("webhook_attempt_interrupted", delivery_id=str(delivery_id), attempt=lost)
 
     async def finish(self, claim: Claim, result: AttemptResult, now: datetime, rand: float) -> datetime | None:
         """Store the attempt and move the delivery on; the time of the next attempt, or None when there is none

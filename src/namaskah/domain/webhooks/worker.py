@@ -27,12 +27,16 @@ async def deliver(
     clock: Callable[[], datetime] = utcnow,
     rand: Callable[[], float] = random.random,
 ) -> float | None:
-    """One attempt; the seconds until the next one when the attempt failed and the schedule goes on (the caller
-    sends the job again with that delay), else None. Safe to run twice: a duplicate finds the delivery claimed."""
+    """One attempt; the seconds until the job should run again (the attempt failed and the schedule goes on, or
+    another attempt holds the delivery), else None: the caller sends the job again with that delay. Safe to run
+    twice: a duplicate finds the delivery held and comes back when the lease ends, in case the holder was a worker
+    that died mid-attempt (if the holder finished, it then sends nothing)."""
     async with transaction() as session:
-        claim = await WebhookDeliveryService(session=session, rules=rules).claim(job.delivery_id, clock())
+        service = WebhookDeliveryService(session=session, rules=rules)
+        claim = await service.claim(job.delivery_id, clock())
+        held_until = None if claim is not None else await service.held_until(job.delivery_id, clock())
     if claim is None:
-        return None
+        return None if held_until is None else max(0.0, (held_until - clock()).total_seconds())
     result = await sender.send(
         claim.url, webhook_id=claim.webhook_id, body=claim.body, secret=claim.secret, now=clock()
     )
