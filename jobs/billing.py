@@ -1,4 +1,5 @@
-"""Billing actors: apply one stored Paystack event; in dev mode, the sandbox's delivery of its signed webhook."""
+"""Billing actors: apply one stored Paystack event; in dev mode, the sandbox's delivery of its signed webhook; the
+sweep of top-ups stuck initializing."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import dramatiq
 import httpx
 
 from jobs import runtime
+from jobs.maintenance import SWEEP_TIME_LIMIT
 from namaskah.domain.billing import sandbox, worker
-from namaskah.domain.billing.jobs import DeliverSandboxEvent, ProcessPaystackEvent
+from namaskah.domain.billing.jobs import DeliverSandboxEvent, ProcessPaystackEvent, SweepStuckTopups
+from namaskah.domain.maintenance.worker import run_tick
 
 _clients: dict[int, httpx.AsyncClient] = {}
 
@@ -33,7 +36,7 @@ def _http() -> httpx.AsyncClient:
     time_limit=60_000,
 )
 async def process_paystack_event(payload: dict[str, Any]) -> None:
-    await worker.process(runtime.transaction, ProcessPaystackEvent.decode(payload))
+    await worker.process(runtime.transaction, ProcessPaystackEvent.decode(payload), runtime.settings)
 
 
 # Paystack retries an unanswered webhook for 72 hours; the sandbox retries for a few minutes (a dev server restarting).
@@ -47,3 +50,15 @@ async def process_paystack_event(payload: dict[str, Any]) -> None:
 )
 async def deliver_sandbox_event(payload: dict[str, Any]) -> None:
     await sandbox.deliver(runtime.transaction, runtime.settings, _http(), DeliverSandboxEvent.decode(payload))
+
+
+@dramatiq.actor(
+    actor_name=SweepStuckTopups.actor_name,
+    queue_name=SweepStuckTopups.queue_name,
+    max_retries=0,  # the next tick is the retry (run_tick logs and counts a failure)
+    time_limit=SWEEP_TIME_LIMIT,
+)
+async def sweep_stuck_topups(payload: dict[str, Any]) -> None:
+    await run_tick(
+        SweepStuckTopups.decode(payload), lambda: worker.sweep_stuck_topups(runtime.transaction, runtime.settings)
+    )

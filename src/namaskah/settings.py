@@ -62,6 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scheduler_subscription_sweep_interval: NonNegativeFloat = 300.0
     scheduler_webhook_sweep_interval: NonNegativeFloat = 60.0
     scheduler_reconciliation_interval: NonNegativeFloat = 86_400.0
+    scheduler_topup_sweep_interval: NonNegativeFloat = 60.0
     outbox_sweep_interval: NonNegativeFloat = 5.0
     outbox_sweep_after: NonNegativeFloat = 10.0
     outbox_batch_size: PositiveInt = 500
@@ -99,6 +100,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     password_reset_ttl: Annotated[int, msgspec.Meta(ge=300, le=86_400)] = 3600
     fx_rates: str = "USD=1600"
     tax_mode: Literal["inclusive", "exclusive"] = "inclusive"
+    tax_point: Literal["payment", "usage"] = "payment"
     tax_default_country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] = "NG"
     invoice_seller_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "Namaskah SMS"
     invoice_seller_address: Annotated[str, msgspec.Meta(max_length=500)] = "Lagos, Nigeria"
@@ -150,6 +152,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     topup_min_amount: PositiveInt = 10_000
     topup_max_amount: PositiveInt = 100_000_000
     topup_currencies: str = "NGN"
+    topup_initializing_timeout: Annotated[int, msgspec.Meta(ge=60)] = 900
     subscription_grace_days: Annotated[int, msgspec.Meta(ge=0, le=60)] = 3
 
     def __repr__(self) -> str:

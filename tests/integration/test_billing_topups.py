@@ -1,5 +1,6 @@
 """Top-ups through the API against a fake Paystack held to its OpenAPI document: limits, the state a failed initialize
-leaves, owner-only reads, a verify that credits once, mismatches flagged, and verify racing the webhook."""
+leaves, owner-only reads, a verify that credits once, mismatches flagged, and verify racing the webhook (one credit,
+one invoice). Tax and invoices of top-ups: test_topup_invoices."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ from namaskah.db.engine import create_session_factory
 from namaskah.domain.billing import worker
 from namaskah.domain.billing.jobs import ProcessPaystackEvent
 from namaskah.domain.billing.models import BillingFlag, PaystackEvent, Topup
+from namaskah.domain.invoices.jobs import EmailInvoice
+from namaskah.domain.invoices.models import Invoice
 from namaskah.domain.wallet.models import LedgerTransaction
 from namaskah.domain.wallet.service import WalletService
+from namaskah.lib.outbox.models import OutboxMessage
 from tests.conftest import serve_in_loop
 from tests.integration.test_admin import operator_headers
 from tests.integration.test_verifications import customer, transactions
@@ -299,7 +303,7 @@ async def test_webhook_and_verify_racing_credit_once(committed: Sessions, fake: 
 
         # The webhook's job (twice, as a redelivered message would) against ten concurrent verifying reads.
         reads = [client.get(f"/v1/billing/topups/{reference}", headers=headers) for _ in range(10)]
-        runs = [worker.process(transactions(committed), job) for _ in range(2)]
+        runs = [worker.process(transactions(committed), job, app.state.settings) for _ in range(2)]
         outcomes = await asyncio.gather(*reads, *runs)
     await app.state.paystack.aclose()
 
@@ -312,4 +316,7 @@ async def test_webhook_and_verify_racing_credit_once(committed: Sessions, fake: 
     assert row is not None
     assert row.status == "success"
     assert row.settled_by in {"webhook", "verify"}
+    # One invoice, issued with the one credit, and one mail requested for it.
+    assert await count(committed, Invoice, Invoice.source_reference == reference) == 1
+    assert await count(committed, OutboxMessage, OutboxMessage.actor == EmailInvoice.actor_name) == 1
     assert fake.violations == []

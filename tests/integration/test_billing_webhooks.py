@@ -21,6 +21,7 @@ from namaskah.domain.billing.models import BillingFlag, EventStatus, PaystackEve
 from namaskah.domain.wallet.models import SYSTEM_ACCOUNT_IDS, EntryKind, LedgerEntry, SystemAccount
 from namaskah.domain.wallet.service import WalletService
 from namaskah.lib.outbox.models import OutboxMessage
+from namaskah.settings import Settings
 from tests.conftest import serve_in_loop
 from tests.integration.test_billing_topups import (
     AMOUNT,
@@ -33,6 +34,7 @@ from tests.integration.test_billing_topups import (
 )
 from tests.integration.test_verifications import customer, transactions
 from tests.integration.test_wallet_ledger import assert_ledger_balances
+from tests.support.databases import make_settings
 from tests.support.fake_paystack import (
     SECRET_KEY,
     FakePaystack,
@@ -44,6 +46,7 @@ from tests.support.fake_paystack import (
 
 Sessions = async_sessionmaker[AsyncSession]
 WEBHOOK = "/v1/webhooks/paystack"
+SETTINGS = make_settings(PAYSTACK_SECRET_KEY=SECRET_KEY)
 
 
 @pytest.fixture
@@ -66,7 +69,7 @@ async def deliver(client: httpx.AsyncClient, event: dict[str, Any]) -> httpx.Res
     return await client.post(WEBHOOK, content=body, headers=headers)
 
 
-async def run_jobs(sessions: Sessions) -> list[EventStatus | None]:
+async def run_jobs(sessions: Sessions, settings: Settings = SETTINGS) -> list[EventStatus | None]:
     """What the worker does with every event job the receiver requested."""
     async with sessions() as session:
         payloads = (
@@ -74,7 +77,7 @@ async def run_jobs(sessions: Sessions) -> list[EventStatus | None]:
                 select(OutboxMessage.payload).where(OutboxMessage.actor == ProcessPaystackEvent.actor_name)
             )
         ).all()
-    return [await worker.process(transactions(sessions), ProcessPaystackEvent.decode(p)) for p in payloads]
+    return [await worker.process(transactions(sessions), ProcessPaystackEvent.decode(p), settings) for p in payloads]
 
 
 async def paid_top_up(
@@ -380,7 +383,7 @@ async def test_one_event_delivered_100_times_concurrently_is_stored_once_and_cre
         async with committed() as session:
             event_id = await session.scalar(select(PaystackEvent.id))
         job = ProcessPaystackEvent(event_id=event_id)
-        outcomes = await asyncio.gather(*(worker.process(transactions(committed), job) for _ in range(5)))
+        outcomes = await asyncio.gather(*(worker.process(transactions(committed), job, SETTINGS) for _ in range(5)))
     await app.state.paystack.aclose()
 
     assert outcomes.count(EventStatus.PROCESSED) == 1

@@ -51,7 +51,16 @@ async def topup(
     sessions, user_id: uuid.UUID, reference: str, amount: int, *, status: str, credit: int | None = None
 ) -> None:
     async with sessions() as session:
-        session.add(Topup(reference=reference, user_id=user_id, amount=amount, currency="NGN", status=status))
+        session.add(
+            Topup(
+                reference=reference,
+                user_id=user_id,
+                amount=amount,
+                charged_amount=amount,
+                currency="NGN",
+                status=status,
+            )
+        )
         await session.flush()
         if credit is not None:
             await WalletService(session=session).credit(

@@ -13,6 +13,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from structlog.testing import capture_logs
 
+from namaskah.domain.billing.jobs import SweepStuckTopups
 from namaskah.domain.maintenance.jobs import ExpireVerifications, SweepOutbox, SweepRentals
 from namaskah.domain.maintenance.schedule import periodic_tasks
 from namaskah.domain.reconciliation.jobs import ReconcilePaystack
@@ -162,6 +163,7 @@ def test_the_schedule_takes_its_intervals_from_settings_and_leaves_out_a_zero() 
         (SweepWebhookDeliveries, 60.0),
         (SweepSubscriptions, 300.0),
         (ReconcilePaystack, 86_400.0),
+        (SweepStuckTopups, 60.0),
     ]
     defaults = periodic_tasks(make_settings())
     assert [task.name for task in defaults] == [
@@ -171,4 +173,5 @@ def test_the_schedule_takes_its_intervals_from_settings_and_leaves_out_a_zero() 
         "webhooks.sweep_due_deliveries",
         "subscriptions.sweep",
         "reconciliation.paystack",
+        "billing.sweep_stuck_topups",
     ]

@@ -1,5 +1,6 @@
 """The renewal sweep on an injected clock: renewal at the period end with its credit once, grace then downgrade,
-cancel at the period end and not before, scheduled downgrades, paying a past-due period, and tax on top."""
+cancel at the period end and not before, scheduled downgrades, paying a past-due period, and tax on top (under
+TAX_POINT=usage; test_tax_point has both tax points)."""
 
 from __future__ import annotations
 
@@ -222,8 +223,8 @@ async def test_a_disabled_account_is_not_charged_again(session_factory: Sessions
     assert reason == {"status": "canceled", "reason": "account_disabled"}
 
 
-async def test_with_exclusive_tax_the_wallet_pays_price_plus_vat(session_factory: Sessions) -> None:
-    exclusive = make_settings(TAX_MODE="exclusive")
+async def test_with_exclusive_tax_at_usage_the_wallet_pays_price_plus_vat(session_factory: Sessions) -> None:
+    exclusive = make_settings(TAX_MODE="exclusive", TAX_POINT="usage")  # with TAX_POINT=payment: test_tax_point
     gross = PRO_PRICE + PRO_PRICE * 750 // 10_000  # Nigeria's 7.5% VAT on top
     async with session_factory() as session:
         plans = {tier.name: charged for tier, charged in await SubscriptionService(session, settings=exclusive).plans()}

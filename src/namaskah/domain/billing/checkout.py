@@ -35,6 +35,9 @@ class Checkout:
         self._paystack = paystack
         self._settings = settings
 
+    def _topups(self, session: AsyncSession) -> TopupService:
+        return TopupService(session=session, settings=self._settings)
+
     def check(self, amount: int, currency: str) -> str:
         """The currency as stored; 422 for an amount outside the limits or a currency we do not take."""
         settings, currency = self._settings, currency.upper()
@@ -54,13 +57,14 @@ class Checkout:
         Committing first means a payment can never exist at Paystack without our row to credit: the webhook of a
         customer who pays before our last step still finds the top-up. A failed initialize leaves the row failed
         with the reason and answers 503/502 with a code; nothing is ever credited for it unless Paystack later
-        reports a success under its reference."""
+        reports a success under its reference. The amount is quoted at TAX_POINT and TAX_MODE when the row is made:
+        Paystack is asked for `charged_amount`, the wallet will be credited `amount`."""
         currency = self.check(amount, currency)
         async with self._transaction() as session:
-            topup = await TopupService(session=session).open(user_id, amount, currency)
+            topup = await self._topups(session).open(user_id, amount, currency)
         request = InitializeRequest(
             email=email,
-            amount=amount,
+            amount=topup.charged_amount,  # the credits plus any tax on top: what settling checks Paystack reports
             currency=currency,
             reference=topup.reference,
             metadata={"user_id": str(user_id), "topup_id": str(topup.id)},
@@ -74,10 +78,14 @@ class Checkout:
             raise PaystackUnavailable("Paystack did not answer in time; start a new top-up") from None
         except (PaystackUnavailable, PaystackRefused, PaystackBadResponse) as exc:
             async with self._transaction() as session:
-                await TopupService(session=session).failed_to_open(topup.id, f"{exc.code}: {exc.detail}")
+                await self._topups(session).failed_to_open(topup.id, f"{exc.code}: {exc.detail}")
             raise
         async with self._transaction() as session:
-            return await TopupService(session=session).opened(topup.id, data)
+            opened = await self._topups(session).opened(topup.id, data)
+        if opened.status == TopupStatus.FAILED.value:
+            # The stuck sweep failed it before this answer came (the final state its owner already sees).
+            raise PaystackUnavailable("Paystack answered too late; start a new top-up")
+        return opened
 
     async def _lost_answer(self, topup: Topup) -> None:
         """Our initialize went through but its answer (the checkout URL) was lost, so a repeat met our own
@@ -85,7 +93,7 @@ class Checkout:
         unless that answer shows it paid."""
         report = await self._safe_verify(topup.reference)
         async with self._transaction() as session:
-            service = TopupService(session=session)
+            service = self._topups(session)
             if report is not None:
                 await service.settle(report, via="verify")
             await service.failed_to_open(topup.id, "initialize answer lost; the checkout URL is unknown")
@@ -93,14 +101,14 @@ class Checkout:
     async def refresh(self, user_id: uuid.UUID, reference: str) -> Topup:
         """The caller's top-up (404 for anyone else's), verified with Paystack while it is pending."""
         async with self._transaction() as session:
-            topup = await TopupService(session=session).owned(reference, user_id)
+            topup = await self._topups(session).owned(reference, user_id)
         if topup.status != TopupStatus.PENDING.value or not self._settings.paystack_key:
             return topup
         report = await self._safe_verify(reference)
         if report is None:
             return topup
         async with self._transaction() as session:
-            service = TopupService(session=session)
+            service = self._topups(session)
             await service.settle(report, via="verify")
             return await service.owned(reference, user_id)
 

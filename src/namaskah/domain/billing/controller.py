@@ -56,13 +56,7 @@ class TopupController(Controller):
     ) -> TopupCreated:
         principal.require_session("top up the wallet")
         topup = await checkout.start(principal.user.id, principal.user.email, data.amount, data.currency)
-        return TopupCreated(
-            reference=topup.reference,
-            authorization_url=topup.authorization_url or "",
-            amount=topup.amount,
-            currency=topup.currency,
-            status=topup.status,
-        )
+        return TopupCreated.of(topup)
 
     @get(
         "/{reference:str}",
@@ -117,9 +111,11 @@ class PaystackWebhookController(Controller):
         return WebhookAck(received=True, duplicate=not stored)
 
 
-def provide_admin_topups(db_session: NamedDependency[AsyncSession], operator: NamedDependency[User]) -> TopupService:
+def provide_admin_topups(
+    db_session: NamedDependency[AsyncSession], operator: NamedDependency[User], state: State
+) -> TopupService:
     """Built from `operator`, like every admin service."""
-    return TopupService(session=db_session)
+    return TopupService(session=db_session, settings=state.settings)
 
 
 class AdminBillingFlagController(Controller):

@@ -1,10 +1,12 @@
-"""The background jobs of billing: apply one stored Paystack event; the sandbox's delivery of its webhook."""
+"""The background jobs of billing: apply one stored Paystack event; the sandbox's delivery of its webhook; the
+periodic sweep of top-ups stuck initializing."""
 
 from __future__ import annotations
 
 import uuid
 
 from namaskah.lib.outbox.jobs import Job
+from namaskah.lib.scheduler import Tick
 
 
 class ProcessPaystackEvent(Job, frozen=True, kw_only=True):
@@ -21,3 +23,7 @@ class DeliverSandboxEvent(Job, frozen=True, kw_only=True):
     queue_name = "default"
 
     reference: str
+
+
+class SweepStuckTopups(Tick, frozen=True, kw_only=True):
+    actor_name = "billing.sweep_stuck_topups"

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from namaskah.db.base import UUIDv7AuditBase, UUIDv7Base, utcnow
@@ -30,13 +30,17 @@ _STATUSES = ", ".join(f"'{s.value}'" for s in TopupStatus)
 
 
 class Topup(UUIDv7AuditBase):
-    """One attempt to buy credits through Paystack, under our unguessable `reference`. `paid_*` keep what Paystack
-    reported; `refunded_amount` and `frozen_amount` what refunds and open disputes took back out of the wallet."""
+    """One attempt to buy credits through Paystack, under our unguessable `reference`. `amount` is what the wallet
+    is credited, `charged_amount` what Paystack charges (amount plus tax when TAX_MODE is exclusive and TAX_POINT
+    payment; else the same) and must report paid; `tax_*` the quote at checkout, which the invoice keeps. `paid_*`
+    keep what Paystack reported; `refunded_amount` and `frozen_amount` the credits refunds and open disputes took
+    back out of the wallet."""
 
     __tablename__ = "topups"
     __table_args__ = (
         CheckConstraint(f"status IN ({_STATUSES})", name="status_known"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("charged_amount >= amount AND tax_amount >= 0", name="charged_covers_credit"),
         Index("ix_topups_user_id_created_at", "user_id", "created_at"),
     )
 
@@ -44,6 +48,14 @@ class Topup(UUIDv7AuditBase):
     user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    # Migration 0022; earlier top-ups were charged their amount and have no quote (their invoice takes today's rate).
+    charged_amount: Mapped[int] = mapped_column(BigInteger)
+    tax_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    tax_point: Mapped[str | None] = mapped_column(String(8), default=None)
+    tax_mode: Mapped[str | None] = mapped_column(String(10), default=None)
+    tax_country: Mapped[str | None] = mapped_column(String(2), default=None)
+    tax_name: Mapped[str | None] = mapped_column(String(40), default=None)
+    tax_rate_bps: Mapped[int | None] = mapped_column(Integer, default=None)
     status: Mapped[str] = mapped_column(String(16), default=TopupStatus.INITIALIZING.value)
     authorization_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     access_code: Mapped[str | None] = mapped_column(String(100), default=None)

@@ -19,14 +19,36 @@ class TopupCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class TopupCreated(msgspec.Struct, frozen=True):
+    """`amount` is what the wallet is credited; `charged_amount` what the checkout charges (with the tax on top
+    under TAX_MODE=exclusive, TAX_POINT=payment; else the same) and `tax_amount` the tax in it (0 for a prepayment
+    under TAX_POINT=usage)."""
+
     reference: str
     authorization_url: str
     amount: int
     currency: str
     status: str
+    charged_amount: int
+    tax_amount: int
+    tax_point: str
+
+    @classmethod
+    def of(cls, topup: Topup) -> TopupCreated:
+        return cls(
+            reference=topup.reference,
+            authorization_url=topup.authorization_url or "",
+            amount=topup.amount,
+            currency=topup.currency,
+            status=topup.status,
+            charged_amount=topup.charged_amount,
+            tax_amount=topup.tax_amount,
+            tax_point=topup.tax_point or "payment",
+        )
 
 
 class TopupRead(msgspec.Struct, frozen=True):
+    """As TopupCreated: `amount` credited, `charged_amount` charged, `tax_amount` the tax in the charge."""
+
     reference: str
     status: str
     amount: int
@@ -34,6 +56,10 @@ class TopupRead(msgspec.Struct, frozen=True):
     created_at: datetime
     paid_at: datetime | None
     authorization_url: str | None
+    charged_amount: int
+    tax_amount: int
+    tax_point: str
+    failure: str | None
 
     @classmethod
     def of(cls, topup: Topup) -> TopupRead:
@@ -45,6 +71,10 @@ class TopupRead(msgspec.Struct, frozen=True):
             created_at=topup.created_at,
             paid_at=topup.paid_at,
             authorization_url=topup.authorization_url,
+            charged_amount=topup.charged_amount,
+            tax_amount=topup.tax_amount,
+            tax_point=topup.tax_point or "payment",
+            failure=topup.failure,
         )
 
 

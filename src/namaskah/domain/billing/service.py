@@ -1,19 +1,21 @@
-"""Top-ups and what Paystack reports about them: a success credits once (whoever reports it first, webhook or
-verify), a mismatch credits nothing and is flagged, refunds and disputes take the credits back out (never below
-zero: what the wallet lacks is flagged), and the operators' list of flags."""
+"""Top-ups and what Paystack reports about them: a success credits once and is invoiced once (whoever reports it
+first, webhook or verify), a mismatch credits nothing and is flagged, refunds and disputes take the credits back out
+(never below zero: what the wallet lacks is flagged), top-ups stuck initializing fail, and the operators' flags."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from prometheus_client import Counter
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
@@ -23,9 +25,14 @@ from namaskah.db.upsert import insert_or_skip
 from namaskah.domain.billing.errors import TopupNotFound
 from namaskah.domain.billing.models import CREDITABLE, BillingFlag, FlagKind, Topup, TopupStatus
 from namaskah.domain.billing.paystack_schemas import InitializeData, Transaction
+from namaskah.domain.invoices.models import InvoiceKind
+from namaskah.domain.invoices.service import InvoiceService, LineItem
+from namaskah.domain.tax.calc import TaxBasis, TaxMode, TaxPoint, round_half_up
+from namaskah.domain.tax.service import AppliedRate, TaxService
 from namaskah.domain.wallet.models import EntryKind, LedgerAccount, LedgerTransaction
 from namaskah.domain.wallet.service import WalletService
 from namaskah.lib.logging import get_logger
+from namaskah.settings import Settings
 
 logger = get_logger(__name__)
 
@@ -35,6 +42,8 @@ TOPUPS_CREDITED = Counter(
 BILLING_FLAGS = Counter("billing_flags_total", "Billing problems raised for operators, by kind.", ("kind",))
 # Paystack allows only letters, digits, '-', '.' and '=' in a reference; 128 random bits make it unguessable.
 REFERENCE_PREFIX = "tu-"
+INVOICE_LINE = "Namaskah SMS wallet credits"
+STUCK_FAILURE = "initialize never answered"
 _T = Topup
 
 
@@ -45,6 +54,14 @@ def new_reference() -> str:
 def ledger_reference(reference: str) -> str:
     """The one ledger reference of a top-up's credit: booking it twice answers the first booking."""
     return f"paystack:{reference}"
+
+
+def credits_of(topup: Topup, charged: int) -> int:
+    """The credits behind `charged` kobo of what Paystack charged for the top-up (a refund or a dispute names a
+    charged amount): the same when the top-up charged what it credited, in proportion when tax was added on top."""
+    if topup.charged_amount == topup.amount:
+        return charged
+    return round_half_up(charged * topup.amount, topup.charged_amount)
 
 
 class Settled(StrEnum):
@@ -67,6 +84,12 @@ class TopupService(SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
 
     repository_type = TopupRepository
 
+    def __init__(
+        self, session: AsyncSession | async_scoped_session[AsyncSession], *, settings: Settings, **kwargs: Any
+    ) -> None:
+        super().__init__(session=session, **kwargs)
+        self.settings = settings
+
     @property
     def _session(self) -> AsyncSession:
         return plain_session(self.repository.session)
@@ -74,7 +97,24 @@ class TopupService(SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
     # --- opening ------------------------------------------------------------------------------------------
 
     async def open(self, user_id: uuid.UUID, amount: int, currency: str) -> Topup:
-        topup = Topup(id=uuid7(), reference=new_reference(), user_id=user_id, amount=amount, currency=currency)
+        """A top-up crediting `amount`, quoted now at TAX_POINT and TAX_MODE: `charged_amount` is what Paystack is
+        asked for (and must report paid), the quote is kept for the invoice (a rate changed meanwhile does not
+        change what the customer was shown). 404 `tax_rate_not_found` here, before any payment, if no rate."""
+        quote = await TaxService(self._session, settings=self.settings).quote_topup(amount)
+        topup = Topup(
+            id=uuid7(),
+            reference=new_reference(),
+            user_id=user_id,
+            amount=amount,
+            currency=currency,
+            charged_amount=quote.split.gross,
+            tax_amount=quote.split.tax,
+            tax_point=self.settings.tax_point,
+            tax_mode=quote.mode.value,
+            tax_country=quote.rate.country,
+            tax_name=quote.rate.name,
+            tax_rate_bps=quote.rate.rate_bps,
+        )
         self._session.add(topup)
         await self._session.flush()
         return topup
@@ -93,6 +133,25 @@ class TopupService(SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
             )
         )
         return await self._reload(topup_id)
+
+    async def fail_stuck(self, now: datetime) -> Sequence[str]:
+        """Fail the top-ups still `initializing` TOPUP_INITIALIZING_TIMEOUT seconds after they were opened (the
+        initialize answer never came: Paystack hung, or the process died), so their owner sees a final state.
+        Answers their references. The same conditional UPDATE as `opened`: of the sweep and a late answer, the
+        first to the row wins. A success Paystack reports later still credits (failed is creditable)."""
+        before = now - timedelta(seconds=self.settings.topup_initializing_timeout)
+        failure = f"{STUCK_FAILURE} within {self.settings.topup_initializing_timeout} s"
+        statement = (
+            update(_T)
+            .where(_T.status == TopupStatus.INITIALIZING.value, _T.created_at < before)
+            .values(status=TopupStatus.FAILED.value, failure=failure, updated_at=now)
+            .returning(_T.reference)
+            .execution_options(synchronize_session=False)
+        )
+        references = (await self._session.scalars(statement)).all()
+        for reference in references:
+            logger.warning("topup_stuck_failed", reference=reference, failure=failure)
+        return references
 
     async def failed_to_open(self, topup_id: uuid.UUID, failure: str) -> Topup:
         await self._session.execute(
@@ -123,9 +182,10 @@ class TopupService(SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
     # --- what Paystack reports ----------------------------------------------------------------------------
 
     async def settle(self, report: Transaction, *, via: str) -> Settled:
-        """Apply Paystack's word on a transaction (the webhook's charge data or verify's answer). Success with our
-        amount and currency credits once: the conditional UPDATE lets one report through (a concurrent one waits
-        on the row, then finds it settled), and the ledger reference stands behind it."""
+        """Apply Paystack's word on a transaction (the webhook's charge data or verify's answer). Success with the
+        amount we charged and our currency credits `amount` once and issues the top-up's invoice last: the
+        conditional UPDATE lets one report through (a concurrent one waits on the row, then finds it settled), and
+        the ledger reference and the invoice's source reference (the top-up's) stand behind it."""
         topup = await self.by_reference(report.reference)
         if topup is None:
             return Settled.UNKNOWN
@@ -142,16 +202,53 @@ class TopupService(SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
             "settled_by": via,
             "failure": None,
         }
-        if (report.amount, report.currency.upper()) != (topup.amount, topup.currency):
+        if (report.amount, report.currency.upper()) != (topup.charged_amount, topup.currency):
             return await self._mismatch(topup, report, paid)
         if not await self._move(topup, CREDITABLE, TopupStatus.SUCCESS, **paid):
             return Settled.ALREADY
         booking = await WalletService(session=self._session).credit(
             topup.user_id, topup.amount, kind=EntryKind.TOPUP, reference=ledger_reference(topup.reference)
         )
+        invoice = await self._invoice(topup)
         TOPUPS_CREDITED.labels(via).inc()
-        logger.info("topup_credited", reference=topup.reference, amount=topup.amount, via=via, created=booking.created)
+        logger.info(
+            "topup_credited",
+            reference=topup.reference,
+            amount=topup.amount,
+            charged=topup.charged_amount,
+            via=via,
+            created=booking.created,
+            invoice=invoice,
+        )
         return Settled.CREDITED
+
+    async def _invoice(self, topup: Topup) -> str:
+        """The paid top-up's invoice, at the quote it was charged at (the last step: it takes the year's counter
+        lock). Payment tax point: the line is the credited amount as the quote's mode reads it, so net + tax =
+        gross = charged. Usage: a receipt of the amount at 0 tax. Answers the number."""
+        rate, mode = await self._terms_of(topup)
+        invoice = await InvoiceService(self._session, settings=self.settings).issue(
+            user_id=topup.user_id,
+            kind=InvoiceKind.TOPUP,
+            source_reference=topup.reference,
+            lines=[LineItem(INVOICE_LINE, topup.amount)],
+            currency=topup.currency,
+            rate=rate,
+            mode=mode,
+        )
+        if invoice.gross_total != topup.charged_amount:  # one arithmetic at checkout and here: never expected
+            raise RuntimeError(f"invoice {invoice.number} totals {invoice.gross_total}, charged {topup.charged_amount}")
+        return invoice.number
+
+    async def _terms_of(self, topup: Topup) -> tuple[AppliedRate, TaxMode]:
+        """The rate and mode stored at checkout. A top-up from before migration 0022 was charged its amount, which
+        then reads as a gross at today's rate (or as a prepayment, under TAX_POINT=usage)."""
+        if topup.tax_name is None or topup.tax_rate_bps is None or topup.tax_country is None:
+            quote = await TaxService(self._session, settings=self.settings).quote_topup(topup.amount)
+            return quote.rate, TaxMode.INCLUSIVE
+        basis = TaxBasis.PREPAYMENT if topup.tax_point == TaxPoint.USAGE.value else TaxBasis.CHARGED
+        rate = AppliedRate(topup.tax_country, topup.tax_name, topup.tax_rate_bps, basis)
+        return rate, TaxMode(topup.tax_mode or TaxMode.INCLUSIVE.value)
 
     async def _mismatch(self, topup: Topup, report: Transaction, paid: dict[str, object]) -> Settled:
         """Paid, but not what we initialised: credit nothing (crediting either amount could be wrong), keep what
@@ -160,7 +257,7 @@ class TopupService(SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
             return Settled.ALREADY
         detail = (
             f"Paystack reported success for {report.amount} {report.currency}; "
-            f"the top-up was initialised for {topup.amount} {topup.currency}. Nothing was credited."
+            f"the top-up was initialised for {topup.charged_amount} {topup.currency}. Nothing was credited."
         )
         await self.flag(FlagKind.MISMATCH, f"mismatch:{topup.reference}", detail, topup, report.amount)
         return Settled.MISMATCH
@@ -184,14 +281,18 @@ class TopupService(SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
             detail = f"Paystack refunded {amount} {currency} of top-up {reference}, which is {topup.status}"
             await self.flag(FlagKind.REFUND_UNCREDITED, f"refund:{refund_id}", detail, topup, amount)
             return False
-        taken = await self._take_back(topup, amount, EntryKind.TOPUP_REFUND, f"paystack:refund:{refund_id}")
+        credits = credits_of(topup, amount)
+        taken = await self._take_back(topup, credits, EntryKind.TOPUP_REFUND, f"paystack:refund:{refund_id}")
         await self._session.execute(
-            update(_T).where(_T.id == topup.id).values(refunded_amount=_T.refunded_amount + amount, updated_at=utcnow())
+            update(_T)
+            .where(_T.id == topup.id)
+            .values(refunded_amount=_T.refunded_amount + credits, updated_at=utcnow())
         )
         logger.info("topup_refunded", reference=reference, refund_id=refund_id, amount=amount, taken=taken)
-        if taken < amount:
-            detail = f"{where}: {amount} refunded, the wallet held {taken}; {amount - taken} is owed"
-            await self.flag(FlagKind.REFUND_SHORTFALL, f"refund_shortfall:{refund_id}", detail, topup, amount - taken)
+        if taken < credits:
+            owed = credits - taken
+            detail = f"{where}: {amount} refunded ({credits} in credits), the wallet held {taken}; {owed} is owed"
+            await self.flag(FlagKind.REFUND_SHORTFALL, f"refund_shortfall:{refund_id}", detail, topup, owed)
             return False
         return True
 
@@ -203,7 +304,8 @@ class TopupService(SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
         if topup is None:
             return await self._flag_unknown(f"dispute:{dispute_id}", where, amount, None)
         held = topup.amount - topup.refunded_amount - topup.frozen_amount
-        wanted = max(0, min(amount or topup.amount, held)) if topup.status == TopupStatus.SUCCESS.value else 0
+        claimed = topup.amount if amount is None else credits_of(topup, amount)
+        wanted = max(0, min(claimed or topup.amount, held)) if topup.status == TopupStatus.SUCCESS.value else 0
         taken = await self._take_back(topup, wanted, EntryKind.DISPUTE_FREEZE, f"paystack:dispute:{dispute_id}")
         await self._session.execute(
             update(_T).where(_T.id == topup.id).values(frozen_amount=_T.frozen_amount + taken, updated_at=utcnow())

@@ -1,22 +1,26 @@
-"""What the Paystack event job does, apart from Dramatiq: apply one stored event in one transaction, idempotently
-(a run that finds the event settled stops; every booking has its own ledger reference)."""
+"""What the billing jobs do, apart from Dramatiq: apply one stored Paystack event in one transaction, idempotently
+(a run that finds the event settled stops; every booking has its own ledger reference); fail top-ups stuck
+initializing."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from namaskah.db.base import utcnow
 from namaskah.domain.billing.events import PaystackEventService
 from namaskah.domain.billing.jobs import ProcessPaystackEvent
 from namaskah.domain.billing.models import EventStatus, FlagKind, PaystackEvent
 from namaskah.domain.billing.paystack_schemas import Transaction
 from namaskah.domain.billing.service import Settled, TopupService
 from namaskah.lib.logging import get_logger
+from namaskah.settings import Settings
 
 logger = get_logger(__name__)
 
@@ -67,14 +71,14 @@ def minor_units(value: Amount) -> int:
     return int(value.strip())
 
 
-async def process(transaction: UnitOfWork, job: ProcessPaystackEvent) -> EventStatus | None:
+async def process(transaction: UnitOfWork, job: ProcessPaystackEvent, settings: Settings) -> EventStatus | None:
     """Apply the event and settle it in the same transaction; None when another run settled it first."""
     async with transaction() as session:
         events = PaystackEventService(session=session)
         event = await events.pending(job.event_id)
         if event is None:
             return None
-        topups = TopupService(session=session)
+        topups = TopupService(session=session, settings=settings)
         try:
             status, detail = await _apply(topups, event)
         except (msgspec.ValidationError, ValueError) as exc:
@@ -127,3 +131,10 @@ async def _apply(topups: TopupService, event: PaystackEvent) -> tuple[EventStatu
 
 def _booked(booked: bool, what: str) -> tuple[EventStatus, str]:
     return (EventStatus.PROCESSED, f"{what}: booked") if booked else (EventStatus.FLAGGED, f"{what}: flagged")
+
+
+async def sweep_stuck_topups(transaction: UnitOfWork, settings: Settings, *, now: datetime | None = None) -> int:
+    """Fail every top-up `initializing` past TOPUP_INITIALIZING_TIMEOUT, in one short transaction; answers how many."""
+    async with transaction() as session:
+        failed = await TopupService(session=session, settings=settings).fail_stuck(now or utcnow())
+    return len(failed)

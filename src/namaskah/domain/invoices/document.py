@@ -19,7 +19,8 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, se
 from xhtml2pdf import pisa  # type: ignore[import-untyped]
 
 from namaskah.domain.invoices.schemas import InvoiceRead
-from namaskah.domain.tax.calc import TaxMode, percent_text
+from namaskah.domain.tax.calc import TaxBasis, TaxMode
+from namaskah.domain.tax.service import tax_label
 from namaskah.lib.mail import Attachment, Mail
 from namaskah.lib.money import format_money
 
@@ -73,9 +74,17 @@ async def invoice_mail(invoice: InvoiceRead) -> Mail:
 def _context(invoice: InvoiceRead) -> dict[str, Any]:
     return {
         "invoice": invoice,
-        "tax_label": f"{invoice.tax_name} {percent_text(invoice.tax_rate_bps)}",
+        "tax_label": tax_label(invoice.tax_name, invoice.tax_rate_bps, invoice.tax_basis),
         "inclusive": invoice.tax_mode == TaxMode.INCLUSIVE.value,
+        "tax_note": _TAX_NOTES.get(TaxBasis(invoice.tax_basis), "").format(tax=invoice.tax_name),
     }
+
+
+# The sentence under the totals when the tax is charged elsewhere (TAX_POINT), instead of "Prices include ...".
+_TAX_NOTES = {
+    TaxBasis.ON_TOPUPS: "No {tax} is added here: it was charged on the wallet top-ups that paid for this.",
+    TaxBasis.PREPAYMENT: "A prepayment of wallet credits: no {tax} is charged here; it is charged when they are used.",
+}
 
 
 def _figure(amount: int, currency: str) -> str:

@@ -42,6 +42,7 @@ class Invoice(UUIDv7Base):
     __table_args__ = (
         CheckConstraint("kind IN ('topup', 'subscription')", name="kind_known"),
         CheckConstraint("tax_mode IN ('inclusive', 'exclusive')", name="tax_mode_known"),
+        CheckConstraint("tax_basis IN ('charged', 'on_topups', 'prepayment')", name="tax_basis_known"),
         CheckConstraint("net_total >= 0 AND tax_total >= 0", name="totals_not_negative"),
         CheckConstraint("net_total + tax_total = gross_total", name="totals_add_up"),
         CheckConstraint("sequence > 0", name="sequence_positive"),
@@ -61,6 +62,9 @@ class Invoice(UUIDv7Base):
     tax_mode: Mapped[str] = mapped_column(String(10))
     tax_name: Mapped[str] = mapped_column(String(40))
     tax_rate_bps: Mapped[int] = mapped_column(Integer)
+    # `charged` (the rate applies here), or why the tax is 0 here (TaxBasis): charged on the top-ups that paid for
+    # it, or a top-up that is a prepayment taxed when used (TAX_POINT). Migration 0022; earlier invoices: charged.
+    tax_basis: Mapped[str] = mapped_column(String(16), default="charged", server_default="charged")
     net_total: Mapped[int] = mapped_column(BigInteger)
     tax_total: Mapped[int] = mapped_column(BigInteger)
     gross_total: Mapped[int] = mapped_column(BigInteger)

@@ -9,6 +9,7 @@ from datetime import datetime
 import msgspec
 
 from namaskah.domain.invoices.models import Invoice, InvoiceLine
+from namaskah.domain.tax.service import tax_label
 
 
 class Seller(msgspec.Struct, frozen=True):
@@ -60,6 +61,10 @@ class InvoiceRead(msgspec.Struct, frozen=True):
     buyer: Buyer
     lines: list[InvoiceLineRead]
     pdf_url: str
+    # `charged`, `on_topups` (no tax added: the top-ups that paid for it were taxed) or `prepayment` (a top-up
+    # taxed when its credits are used), and the tax line as printed (`VAT 7.5%`, `VAT (charged on top-ups)`).
+    tax_basis: str = "charged"
+    tax_label: str = ""
 
     @classmethod
     def of(cls, invoice: Invoice) -> InvoiceRead:
@@ -80,6 +85,8 @@ class InvoiceRead(msgspec.Struct, frozen=True):
             buyer=Buyer(email=invoice.buyer_email, country=invoice.country),
             lines=[InvoiceLineRead.of(line) for line in invoice.lines],
             pdf_url=pdf_path(invoice.id),
+            tax_basis=invoice.tax_basis,
+            tax_label=tax_label(invoice.tax_name, invoice.tax_rate_bps, invoice.tax_basis),
         )
 
 

@@ -133,6 +133,7 @@ class InvoiceService(_NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, Invoi
         currency: str,
         country: str | None = None,
         rate: AppliedRate | None = None,
+        mode: TaxMode | None = None,
         now: datetime | None = None,
     ) -> Invoice:
         """Issue the invoice of one payment, numbered `INV-<year>-<n>` in the year of `now` (UTC), and request
@@ -140,7 +141,8 @@ class InvoiceService(_NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, Invoi
         for another user or kind it is 409 `invoice_reference_conflict`.
 
         Tax: `rate` when the payment was quoted at one (`TaxService.quote(...).rate`), else the rate of `country`
-        (ISO 3166-1 alpha-2), else of TAX_DEFAULT_COUNTRY. Line amounts read as TAX_MODE says (see LineItem).
+        (ISO 3166-1 alpha-2), else of TAX_DEFAULT_COUNTRY; a rate whose basis is not `charged` invoices at 0 and
+        says where the tax is charged. Line amounts read as `mode` says (the payment's quote), else TAX_MODE.
 
         Call it last in the transaction: from here to the commit, every other invoice of the year waits for this
         one (that wait is what makes the numbers gapless), and locks taken after it could deadlock."""
@@ -174,7 +176,7 @@ class InvoiceService(_NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, Invoi
             seller_tax_id=self.settings.invoice_seller_tax_id,
             issued_at=issued_at,
         )
-        _add_lines(invoice, items, rate, TaxMode(self.settings.tax_mode))
+        _add_lines(invoice, items, rate, mode or TaxMode(self.settings.tax_mode))
         self._session.add(invoice)
         await self._session.flush()
         await OutboxService(session=self._session).request(EmailInvoice(invoice_id=invoice.id))
@@ -255,7 +257,7 @@ def _add_lines(invoice: Invoice, items: list[LineItem], rate: AppliedRate, mode:
             )
         )
     invoice.country, invoice.tax_mode = rate.country, mode.value
-    invoice.tax_name, invoice.tax_rate_bps = rate.name, rate.rate_bps
+    invoice.tax_name, invoice.tax_rate_bps, invoice.tax_basis = rate.name, rate.rate_bps, rate.basis.value
     invoice.net_total = sum(line.net for line in invoice.lines)
     invoice.tax_total = sum(line.tax for line in invoice.lines)
     invoice.gross_total = sum(line.gross for line in invoice.lines)

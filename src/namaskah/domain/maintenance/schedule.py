@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from namaskah.domain.billing.jobs import SweepStuckTopups
 from namaskah.domain.maintenance.jobs import ExpireVerifications, SweepOutbox, SweepRentals
 from namaskah.domain.reconciliation.jobs import ReconcilePaystack
 from namaskah.domain.subscriptions.jobs import SweepSubscriptions
@@ -22,6 +23,8 @@ def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
         PeriodicTask(SweepSubscriptions, every=settings.scheduler_subscription_sweep_interval),
         # Paystack's transactions of the last days against the ledger (reported to operators, never booked).
         PeriodicTask(ReconcilePaystack, every=settings.scheduler_reconciliation_interval),
+        # Top-ups whose Paystack initialize never answered (or whose process died): failed, a final state.
+        PeriodicTask(SweepStuckTopups, every=settings.scheduler_topup_sweep_interval),
         # Data retention joins the same way when it exists.
     ]
     return [task for task in schedule if task.every > 0]

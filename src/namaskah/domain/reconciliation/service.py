@@ -62,10 +62,16 @@ class ReconciliationService(SQLAlchemyAsyncRepositoryService[ReconciliationDiffe
         keys = [LEDGER_PREFIX + reference for reference in references]
         in_window = (LedgerTransaction.created_at >= since) & (LedgerTransaction.created_at < until)
         # The window's credits come with the first chunk (an empty chunk when Paystack listed nothing).
+        # Paystack charged the credit plus any tax added on top (Topup.charged_amount - Topup.amount): compare that.
+        surcharge = func.coalesce(Topup.charged_amount - Topup.amount, 0)
         for chunk in _chunks(keys) or [[]]:
-            query = select(LedgerTransaction.reference, LedgerTransaction.amount, LedgerTransaction.currency).where(
-                LedgerTransaction.kind == EntryKind.TOPUP.value,
-                or_(LedgerTransaction.reference.in_(chunk), in_window),
+            query = (
+                select(LedgerTransaction.reference, LedgerTransaction.amount + surcharge, LedgerTransaction.currency)
+                .outerjoin(Topup, LedgerTransaction.reference == LEDGER_PREFIX + Topup.reference)
+                .where(
+                    LedgerTransaction.kind == EntryKind.TOPUP.value,
+                    or_(LedgerTransaction.reference.in_(chunk), in_window),
+                )
             )
             for reference, amount, currency in await self._session.execute(query):
                 found[reference.removeprefix(LEDGER_PREFIX)] = CreditFact(amount=amount, currency=currency)
@@ -74,7 +80,8 @@ class ReconciliationService(SQLAlchemyAsyncRepositoryService[ReconciliationDiffe
     async def topups(self, references: Collection[str]) -> dict[str, TopupFact]:
         found: dict[str, TopupFact] = {}
         for chunk in _chunks(list(references)):
-            query = select(Topup.reference, Topup.status, Topup.amount, Topup.currency).where(
+            # What Paystack was asked to charge (the credits plus any tax on top).
+            query = select(Topup.reference, Topup.status, Topup.charged_amount, Topup.currency).where(
                 Topup.reference.in_(chunk)
             )
             for reference, status, amount, currency in await self._session.execute(query):

@@ -85,11 +85,12 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[Subscription, Subscri
     # --- reading ------------------------------------------------------------------------------------------
 
     async def plans(self) -> list[tuple[TierPlan, int]]:
-        """Every tier with what a month of it charges the wallet (its price, taxed as TAX_MODE says)."""
+        """Every tier with what a month of it charges the wallet: its price, taxed as TAX_MODE says when TAX_POINT is
+        usage; the price itself when it is payment (the credits paying for it were taxed when topped up)."""
         tax = TaxService(self._session, settings=self.settings)
         rate = await tax.rate_for()
         tiers = await TierService(session=self._session).all()
-        return [(tier, (await tax.quote(tier.price_per_month, rate=rate)).split.gross) for tier in tiers]
+        return [(tier, (await tax.quote_subscription(tier.price_per_month, rate=rate)).split.gross) for tier in tiers]
 
     async def latest(self, user_id: uuid.UUID) -> Subscription:
         """The user's current subscription, else the one that ended last; 404 `subscription_not_found`."""
@@ -297,6 +298,7 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[Subscription, Subscri
             lines=[line],
             currency=subscription.currency,
             rate=quote.rate,
+            mode=quote.mode,
             now=now,
         )
 
@@ -381,7 +383,9 @@ class SubscriptionService(SQLAlchemyAsyncRepositoryService[Subscription, Subscri
         return plan
 
     async def _quote(self, plan: TierPlan) -> Quote:
-        return await TaxService(self._session, settings=self.settings).quote(plan.price_per_month)
+        """What a month of `plan` charges the wallet, and the rate its invoice shows (0 under TAX_POINT=payment,
+        labelled as charged on the top-ups: VAT is never added twice to the same money)."""
+        return await TaxService(self._session, settings=self.settings).quote_subscription(plan.price_per_month)
 
     async def _lock_user(self, user_id: uuid.UUID) -> User:
         query = select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)

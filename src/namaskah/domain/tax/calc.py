@@ -24,6 +24,22 @@ class TaxMode(StrEnum):
     EXCLUSIVE = "exclusive"
 
 
+class TaxPoint(StrEnum):
+    """Which payment is the taxable supply (TAX_POINT): the Paystack top-up, or the use of the credits (then a
+    top-up is a prepayment, and subscriptions paid from the wallet carry the tax)."""
+
+    PAYMENT = "payment"
+    USAGE = "usage"
+
+
+class TaxBasis(StrEnum):
+    """Why a document shows the tax it does: charged here, or 0 here because it is charged elsewhere."""
+
+    CHARGED = "charged"
+    ON_TOPUPS = "on_topups"  # paid from wallet credits whose top-ups were taxed (TAX_POINT=payment)
+    PREPAYMENT = "prepayment"  # a top-up under TAX_POINT=usage: the credits are taxed when they are used
+
+
 class TaxSplit(NamedTuple):
     net: int
     tax: int

@@ -1,11 +1,11 @@
-"""Tax rates: which rate applies to a buyer (their country, else TAX_DEFAULT_COUNTRY), quotes in TAX_MODE, and
-operators replacing a country's rate (audited)."""
+"""Tax rates: which rate applies to a buyer (their country, else TAX_DEFAULT_COUNTRY), quotes in TAX_MODE at the
+TAX_POINT (whether top-ups or subscriptions carry the tax), and operators replacing a country's rate (audited)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -17,7 +17,7 @@ from namaskah.db.base import utcnow
 from namaskah.db.session import plain_session
 from namaskah.db.upsert import insert_or_skip
 from namaskah.domain.audit.service import AuditService
-from namaskah.domain.tax.calc import TaxMode, TaxSplit, apply_tax, percent_text
+from namaskah.domain.tax.calc import TaxBasis, TaxMode, TaxPoint, TaxSplit, apply_tax, percent_text
 from namaskah.domain.tax.models import TaxRate
 from namaskah.domain.tax.schemas import COUNTRY_PATTERN, TaxRatePut
 from namaskah.lib.errors import DomainError
@@ -45,11 +45,18 @@ class AppliedRate:
     country: str
     name: str
     rate_bps: int
+    # CHARGED: this rate is charged here. Otherwise the rate is 0 here because the tax is charged elsewhere (on the
+    # top-ups, or when prepaid credits are used): see TAX_POINT.
+    basis: TaxBasis = TaxBasis.CHARGED
 
     @property
     def label(self) -> str:
-        """`VAT 7.5%`, as documents print it."""
-        return f"{self.name} {percent_text(self.rate_bps)}"
+        """`VAT 7.5%`, or `VAT (charged on top-ups)`, as documents print it."""
+        return tax_label(self.name, self.rate_bps, self.basis)
+
+    def not_charged(self, basis: TaxBasis) -> AppliedRate:
+        """The same tax at 0 here, saying where it is charged instead."""
+        return replace(self, rate_bps=0, basis=basis)
 
     @classmethod
     def of(cls, rate: TaxRate) -> AppliedRate:
@@ -61,6 +68,17 @@ class Quote:
     rate: AppliedRate
     mode: TaxMode
     split: TaxSplit
+
+
+def tax_label(name: str, rate_bps: int, basis: TaxBasis | str) -> str:
+    """What an invoice's tax line says: the rate charged, or where the tax was (or will be) charged instead."""
+    match TaxBasis(basis):
+        case TaxBasis.ON_TOPUPS:
+            return f"{name} (charged on top-ups)"
+        case TaxBasis.PREPAYMENT:
+            return f"{name} (prepayment, charged on use)"
+        case TaxBasis.CHARGED:
+            return f"{name} {percent_text(rate_bps)}"
 
 
 def normalize_country(country: str) -> str:
@@ -95,6 +113,10 @@ class TaxService(SQLAlchemyAsyncRepositoryService[TaxRate, TaxRateRepository]):
     def mode(self) -> TaxMode:
         return TaxMode(self.settings.tax_mode)
 
+    @property
+    def point(self) -> TaxPoint:
+        return TaxPoint(self.settings.tax_point)
+
     async def all(self) -> Sequence[TaxRate]:
         return (await self._session.scalars(select(TaxRate).order_by(TaxRate.country))).all()
 
@@ -114,6 +136,25 @@ class TaxService(SQLAlchemyAsyncRepositoryService[TaxRate, TaxRateRepository]):
         exclusive): what a top-up or a subscription charges. Keep `quote.rate` to invoice at the same rate."""
         rate = rate or await self.rate_for(country)
         return Quote(rate=rate, mode=self.mode, split=apply_tax(amount, rate.rate_bps, self.mode))
+
+    async def quote_topup(self, amount: int, *, country: str | None = None) -> Quote:
+        """A top-up of `amount` credits. TAX_POINT=payment: the taxable supply, quoted as TAX_MODE says (the
+        customer pays `split.gross`, `amount` is credited). TAX_POINT=usage: a prepayment, at 0 here."""
+        rate = await self.rate_for(country)
+        if self.point is TaxPoint.USAGE:
+            return self._untaxed(amount, rate.not_charged(TaxBasis.PREPAYMENT))
+        return await self.quote(amount, rate=rate)
+
+    async def quote_subscription(self, price: int, *, rate: AppliedRate | None = None) -> Quote:
+        """A month of a plan paid from wallet credits. TAX_POINT=payment: the credits were taxed when they were
+        bought, so no tax is added a second time (0 here). TAX_POINT=usage: taxed as TAX_MODE says."""
+        rate = rate or await self.rate_for()
+        if self.point is TaxPoint.PAYMENT:
+            return self._untaxed(price, rate.not_charged(TaxBasis.ON_TOPUPS))
+        return await self.quote(price, rate=rate)
+
+    def _untaxed(self, amount: int, rate: AppliedRate) -> Quote:
+        return Quote(rate=rate, mode=self.mode, split=apply_tax(amount, 0, self.mode))
 
     async def put(self, country: str, data: TaxRatePut) -> TaxRate:
         """Create or replace the rate of `country`; the audit entry holds the old and new name and rate."""
