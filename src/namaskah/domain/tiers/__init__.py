@@ -1,1 +1,1 @@
-"""Tiers: each one's request limit and feature flags, kept in the database and edited by operators."""
+"""Tiers: each one's request limit, feature flags and plan price, kept in the database and edited by operators."""

@@ -1,4 +1,4 @@
-"""`/v1/admin/tiers`: operators read and edit each tier's request limit and feature flags."""
+"""`/v1/admin/tiers`: operators read and edit each tier's request limit, feature flags and plan price."""
 
 from __future__ import annotations
 
@@ -27,7 +27,13 @@ class AdminTierController(Controller):
         rows = await tiers.all()
         return TierList(items=[TierRead.of(tier) for tier in rows], total=len(rows))
 
-    @patch("/{name:str}", summary="Change a tier's request limit or features; applies to the next request")
+    @patch(
+        "/{name:str}",
+        summary="Change a tier's request limit, features, monthly price or included credit; applies at once",
+        description="Prices in kobo, 0 to 1,000,000,000: 422 `invalid_plan_price` otherwise (`validation_failed` "
+        "for a value that is not a whole number). The next period charged (a renewal, a new subscription) pays the "
+        "new price.",
+    )
     async def update_tier(
         self, name: FromPath[str], data: JSONBody[TierUpdate], tiers: NamedDependency[TierService]
     ) -> TierRead:

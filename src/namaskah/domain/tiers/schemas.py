@@ -18,6 +18,9 @@ class TierRead(msgspec.Struct, frozen=True):
     webhooks: bool
     area_code_choice: bool
     updated_at: datetime
+    # The plan's monthly subscription price and the credit each paid month grants, in kobo (0: not sold).
+    price_per_month: int
+    included_monthly_credit: int
 
     @classmethod
     def of(cls, tier: TierPlan) -> TierRead:
@@ -29,6 +32,8 @@ class TierRead(msgspec.Struct, frozen=True):
             webhooks=tier.webhooks,
             area_code_choice=tier.area_code_choice,
             updated_at=tier.updated_at,
+            price_per_month=tier.price_per_month,
+            included_monthly_credit=tier.included_monthly_credit,
         )
 
 
@@ -44,3 +49,6 @@ class TierUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rentals: bool | None = None
     webhooks: bool | None = None
     area_code_choice: bool | None = None
+    # Whole kobo, checked by the service (422 `invalid_plan_price`); renewals from then on charge the new price.
+    price_per_month: int | None = None
+    included_monthly_credit: int | None = None

@@ -1,4 +1,4 @@
-"""Reading tiers, and operators changing a tier's limit or features (audited, in effect at once)."""
+"""Reading tiers, and operators changing a tier's limit, features or plan price (audited, in effect at once)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,30 @@ from namaskah.domain.tiers.models import TierPlan
 from namaskah.domain.tiers.schemas import TierUpdate
 from namaskah.lib.errors import DomainError
 
-FIELDS = ("rate_limit_per_minute", "discount_bps", "rentals", "webhooks", "area_code_choice")
+FIELDS = (
+    "rate_limit_per_minute",
+    "discount_bps",
+    "rentals",
+    "webhooks",
+    "area_code_choice",
+    "price_per_month",
+    "included_monthly_credit",
+)
+MONEY_FIELDS = ("price_per_month", "included_monthly_credit")
+# NGN 10 million a month: far above any plan, and well inside a BIGINT after tax and a year of renewals.
+MAX_PLAN_AMOUNT = 1_000_000_000
 
 
 class TierNotFound(DomainError):
     status_code = 404
     code = "tier_not_found"
     title = "Tier not found"
+
+
+class InvalidPlanPrice(DomainError):
+    status_code = 422
+    code = "invalid_plan_price"
+    title = "Invalid plan price"
 
 
 class TierRepository(SQLAlchemyAsyncRepository[TierPlan]):
@@ -35,6 +52,9 @@ class TierService(SQLAlchemyAsyncRepositoryService[TierPlan, TierRepository]):
         return (await self.repository.session.scalars(select(TierPlan).order_by(TierPlan.rate_limit_per_minute))).all()
 
     async def change(self, name: str, changes: TierUpdate) -> TierPlan:
+        """Apply the fields set in `changes`; 404 `tier_not_found`, 422 `invalid_plan_price`. A new price applies
+        from the next period charged (renewals, new subscriptions); a period already paid is not charged again."""
+        _check_money(changes)
         query = select(TierPlan).where(TierPlan.name == name).with_for_update()
         tier = (await self.repository.session.scalars(query)).one_or_none()
         if tier is None:
@@ -49,3 +69,11 @@ class TierService(SQLAlchemyAsyncRepositoryService[TierPlan, TierRepository]):
                 "admin.tier.updated", subject_type="tier", subject_id=name, before=before, after=after
             )
         return tier
+
+
+def _check_money(changes: TierUpdate) -> None:
+    """Prices and credits are whole kobo from 0 to MAX_PLAN_AMOUNT (msgspec already refused non-integers)."""
+    for field in MONEY_FIELDS:
+        value = getattr(changes, field)
+        if value is not None and not 0 <= value <= MAX_PLAN_AMOUNT:
+            raise InvalidPlanPrice(f"{field} is a whole number of kobo from 0 to {MAX_PLAN_AMOUNT}, not {value}")
