@@ -11,7 +11,7 @@ import dramatiq
 from jobs import runtime
 from namaskah.domain.maintenance.worker import run_tick
 from namaskah.domain.webhooks import worker
-from namaskah.domain.webhooks.deliveries import DeliveryRules
+from namaskah.domain.webhooks.attempts import DeliveryRules
 from namaskah.domain.webhooks.jobs import DeliverWebhook, SweepWebhookDeliveries
 from namaskah.domain.webhooks.sender import WebhookSender, build_client, url_policy
 from namaskah.domain.webhooks.sweeper import sweep_due_deliveries

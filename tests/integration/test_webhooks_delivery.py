@@ -21,7 +21,7 @@ from namaskah.db.base import utcnow
 from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import WalletService
 from namaskah.domain.webhooks import worker
-from namaskah.domain.webhooks.deliveries import DeliveryRules, WebhookDeliveryService
+from namaskah.domain.webhooks.attempts import DeliveryRules, WebhookAttemptService
 from namaskah.domain.webhooks.jobs import DeliverWebhook
 from namaskah.domain.webhooks.models import EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from namaskah.domain.webhooks.retries import RetryPolicy
@@ -467,7 +467,7 @@ async def test_an_attempt_cut_off_mid_flight_is_sent_again_once_its_lease_ends(
     job = await credited(session_factory, user_id)
     clock = Clock()
     async with session_factory() as session:  # the dead worker's claim, never finished
-        assert await WebhookDeliveryService(session=session, rules=RULES).claim(job.delivery_id, clock()) is not None
+        assert await WebhookAttemptService(session=session, rules=RULES).claim(job.delivery_id, clock()) is not None
         await session.commit()
     clock.advance(2)
     wait = await worker.deliver(transactions(session_factory), sender, job, RULES, clock=clock)

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from namaskah.db.base import utcnow
-from namaskah.domain.webhooks.deliveries import DeliveryRules, WebhookDeliveryService
+from namaskah.domain.webhooks.attempts import DeliveryRules, WebhookAttemptService
 from namaskah.domain.webhooks.jobs import DeliverWebhook
 from namaskah.domain.webhooks.sender import WebhookSender
 
@@ -32,7 +32,7 @@ async def deliver(
     twice: a duplicate finds the delivery held and comes back when the lease ends, in case the holder was a worker
     that died mid-attempt (if the holder finished, it then sends nothing)."""
     async with transaction() as session:
-        service = WebhookDeliveryService(session=session, rules=rules)
+        service = WebhookAttemptService(session=session, rules=rules)
         claim = await service.claim(job.delivery_id, clock())
         held_until = None if claim is not None else await service.held_until(job.delivery_id, clock())
     if claim is None:
@@ -41,6 +41,6 @@ async def deliver(
         claim.url, webhook_id=claim.webhook_id, body=claim.body, secret=claim.secret, now=clock()
     )
     async with transaction() as session:
-        service = WebhookDeliveryService(session=session, rules=rules)
+        service = WebhookAttemptService(session=session, rules=rules)
         next_at = await service.finish(claim, result, clock(), rand())
     return None if next_at is None else max(0.0, (next_at - clock()).total_seconds())
