@@ -48,15 +48,23 @@ def paystack_tx(
 
 
 async def topup(
-    sessions, user_id: uuid.UUID, reference: str, amount: int, *, status: str, credit: int | None = None
+    sessions,
+    user_id: uuid.UUID,
+    reference: str,
+    amount: int,
+    *,
+    status: str,
+    credit: int | None = None,
+    charged: int | None = None,
 ) -> None:
+    """A top-up crediting `amount`; Paystack charged `charged` (the amount plus tax on top), by default the same."""
     async with sessions() as session:
         session.add(
             Topup(
                 reference=reference,
                 user_id=user_id,
                 amount=amount,
-                charged_amount=amount,
+                charged_amount=amount if charged is None else charged,
                 currency="NGN",
                 status=status,
             )
@@ -141,6 +149,19 @@ async def test_a_clean_match_reports_nothing(session_factory) -> None:
     assert await run(session_factory, fake) == 0
     assert await stored(session_factory) == []
     assert fake.calls("GET", "/transaction") == [200, 200, 200]
+
+
+async def test_tax_charged_on_top_of_a_credit_is_no_difference(session_factory) -> None:
+    """TAX_MODE=exclusive: Paystack took 53750 for a credit of 50000 (7.5% VAT on top); a wrong credit still shows."""
+    user_id = (await new_user(session_factory)).id
+    fake = FakePaystack()
+    paystack_tx(fake, "tu_taxed", 53_750)
+    await topup(session_factory, user_id, "tu_taxed", 50_000, status="success", credit=50_000, charged=53_750)
+    paystack_tx(fake, "tu_short", 53_750)
+    await topup(session_factory, user_id, "tu_short", 50_000, status="success", credit=45_000, charged=53_750)
+
+    assert await run(session_factory, fake) == 1
+    assert await stored(session_factory) == [("tu_short", "amount")]
 
 
 async def test_a_credit_paid_outside_the_window_is_no_phantom(session_factory) -> None:
