@@ -146,7 +146,9 @@ def worker(threads: int | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     jobs.broker.emit_after("process_boot")
-    consumer = dramatiq.Worker(jobs.broker, worker_threads=threads or settings.worker_threads, worker_timeout=1000)
+    consumer = dramatiq.Worker(
+        jobs.broker, worker_threads=threads or settings.worker_threads, worker_timeout=settings.worker_idle_poll
+    )
     consumer.start()
     log.info("worker_started", queues=sorted(jobs.broker.get_declared_queues()), threads=consumer.worker_threads)
     stop.wait()

@@ -49,6 +49,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str = ""
     dramatiq_namespace: str = "namaskah"
     worker_threads: PositiveInt = 8
+    # Milliseconds an idle queue's consumer sleeps at most between fetches (Dramatiq backs off up to it, with
+    # jitter): the delay the first job after a quiet spell sees at each hop, e.g. a pushed SMS to the webhook.
+    worker_idle_poll: Annotated[int, msgspec.Meta(ge=10, le=10_000)] = 100
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9191
     dramatiq_heartbeat_timeout: PositiveFloat = 60.0
