@@ -1,6 +1,6 @@
-"""`make dev` with no Paystack account: a customer tops up, pays on the sandbox's checkout page, is credited by the
-signed charge.success the sandbox posts to the real webhook route, and buys a verification. One `namaskah dev`
-process on SQLite."""
+"""`make dev` with no Paystack account: a customer tops up (VAT added on top, TAX_MODE=exclusive), pays the gross on
+the sandbox's checkout page, is credited the amount by the signed charge.success the sandbox posts to the real
+webhook route, gets the top-up's invoice, and buys a verification. One `namaskah dev` process on SQLite."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tests.e2e.test_dev_walkthrough import _ready, sign_in
 from tests.support.processes import Process, free_port, wait_until
 
 TOP_UP = 500_000  # NGN 5,000
+CHARGED = 537_500  # with Nigeria's 7.5% VAT on top
 
 
 def test_top_up_pay_in_the_sandbox_get_credited_and_buy(log_dir: Path, tmp_path: Path) -> None:
@@ -28,6 +29,7 @@ def test_top_up_pay_in_the_sandbox_get_credited_and_buy(log_dir: Path, tmp_path:
         "PUBLIC_BASE_URL": base,
         "OUTBOX_SWEEP_INTERVAL": "0.5",
         "OUTBOX_SWEEP_AFTER": "0.5",
+        "TAX_MODE": "exclusive",
     }
     dev = Process("dev", [sys.executable, "-m", "namaskah", "dev", "--port", str(port)], env, log_dir)
     try:
@@ -39,10 +41,12 @@ def test_top_up_pay_in_the_sandbox_get_credited_and_buy(log_dir: Path, tmp_path:
             assert created.status_code == 201, created.text
             topup = created.json()
             assert topup["authorization_url"] == f"{base}/v1/billing/sandbox/checkout/{topup['reference']}"
+            assert (topup["amount"], topup["charged_amount"], topup["tax_amount"]) == (TOP_UP, CHARGED, 37_500)
 
             page = client.get(topup["authorization_url"])  # what the customer's browser opens
             assert page.status_code == 200
             assert re.search(r'<form method="post"', page.text)
+            assert "5375.00" in page.text  # the checkout charges the gross
             paid = client.post(topup["authorization_url"], data={})  # the Pay button
             assert paid.status_code == 200, paid.text
 
@@ -53,6 +57,11 @@ def test_top_up_pay_in_the_sandbox_get_credited_and_buy(log_dir: Path, tmp_path:
             assert client.get("/v1/wallet", headers=customer).json() == {"balance": TOP_UP, "currency": "NGN"}
             status = client.get(f"/v1/billing/topups/{topup['reference']}", headers=customer).json()
             assert status["status"] == "success"
+            [invoice] = client.get("/v1/billing/invoices", headers=customer).json()["items"]
+            assert (invoice["kind"], invoice["source_reference"]) == ("topup", topup["reference"])
+            assert (invoice["net_total"], invoice["tax_total"], invoice["gross_total"]) == (TOP_UP, 37_500, CHARGED)
+            pdf = client.get(invoice["pdf_url"], headers=customer)
+            assert (pdf.status_code, pdf.content[:5]) == (200, b"%PDF-")
 
             price = {s["slug"]: s for s in client.get("/v1/services", headers=customer).json()["items"]}["whatsapp"]
             bought = client.post("/v1/verifications", json={"service": "whatsapp"}, headers=customer)
