@@ -2,13 +2,16 @@
 
 `GET /health/live` is health_live.py's route; `GET /v1/me` (me_api_key.py's) answers a constant account of
 the same shape as ours; `POST /v1/webhooks/paystack` (paystack_webhooks.py's) reads the body and answers our
-acknowledgement's shape, checking and storing nothing.
+acknowledgement's shape, checking and storing nothing; `POST /v1/providers/textverified/events`
+(webhook_latency.py's) sends the body it read as one message to bare_queue.py's actor, which POSTs it to the
+receiver, and answers our acknowledgement's shape.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Litestar, Request, get, post
 
 ME = {
@@ -38,4 +41,18 @@ async def paystack_webhook(request: Request[Any, Any, Any]) -> dict[str, bool]:
     return {"received": True, "duplicate": False}
 
 
-app = Litestar(route_handlers=[live, me, paystack_webhook], logging_config=None)
+class _Envelope(msgspec.Struct):
+    id: str
+
+
+@post("/v1/providers/textverified/events", status_code=200)
+async def provider_event(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    # Imported on the first push: the other scripts serve this app with no Redis configured.
+    from bare_queue import forward  # noqa: PLC0415
+
+    body = await request.body()
+    forward.send(body.decode())
+    return {"id": msgspec.json.decode(body, type=_Envelope).id, "duplicate": False}
+
+
+app = Litestar(route_handlers=[live, me, paystack_webhook, provider_event], logging_config=None)
