@@ -7,7 +7,6 @@ from typing import Any
 import dramatiq
 
 from jobs import runtime
-from jobs.verifications import provider
 from namaskah.domain.provider_events import worker
 from namaskah.domain.provider_events.jobs import ProcessProviderEvent
 
@@ -16,9 +15,7 @@ from namaskah.domain.provider_events.jobs import ProcessProviderEvent
 async def process(payload: dict[str, Any]) -> None:
     settings = runtime.settings
     job = ProcessProviderEvent.decode(payload)
-    outcome = await worker.process(
-        runtime.transaction, provider(), job, match_attempts=settings.provider_event_match_attempts
-    )
+    outcome = await worker.process(runtime.transaction, job, match_attempts=settings.provider_event_match_attempts)
     if outcome is worker.Outcome.WAITING:
         # Sent after the look was counted and committed; the event's row bounds how often this happens.
         process.send_with_options(args=(payload,), delay=int(settings.provider_event_match_interval * 1000))

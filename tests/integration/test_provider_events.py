@@ -140,9 +140,7 @@ async def test_an_unknown_event_type_is_stored_acknowledged_and_ignored(
     assert (response.status_code, response.json()["duplicate"]) == (200, False)
     (stored,) = await events(session_factory)
     assert (stored.event_type, stored.payload["data"]) == ("v2.test", {"Message": "hello from the dashboard"})
-    outcome = await worker.process(
-        transactions(session_factory), SimulatorProvider(session_factory), _job(stored), match_attempts=3
-    )
+    outcome = await worker.process(transactions(session_factory), _job(stored), match_attempts=3)
     assert outcome is worker.Outcome.IGNORED
     (settled,) = await events(session_factory)
     assert (settled.status, settled.detail) == ("ignored", "event type unknown to us")
@@ -208,7 +206,7 @@ async def test_twenty_concurrent_deliveries_store_it_once_and_it_is_processed_on
     assert await jobs(sessions) == [{"event_id": str(stored.id)}]
     # The job itself delivered more than once (outbox fast path and sweep), its runs racing.
     outcomes = await asyncio.gather(
-        *(worker.process(transactions(sessions), simulator, _job(stored), match_attempts=3) for _ in range(5))
+        *(worker.process(transactions(sessions), _job(stored), match_attempts=3) for _ in range(5))
     )
     assert sorted(outcomes) == sorted([worker.Outcome.PROCESSED] + [worker.Outcome.SETTLED_BEFORE] * 4)
     verification = await load(sessions, verification_id)

@@ -41,7 +41,7 @@ from namaskah.domain.webhooks.events import rental_message_recorded, rentals_exp
 from namaskah.lib.idempotency import check_same_request
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.service import OutboxService
-from namaskah.providers.base import ProviderMessage, ProviderNumber
+from namaskah.providers.base import ProviderMessage, ProviderNumber, unseen
 
 logger = get_logger(__name__)
 
@@ -269,8 +269,12 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
         return True
 
     async def record_messages(self, rental_id: uuid.UUID, messages: Sequence[ProviderMessage]) -> int:
-        """Store every new message (one seen before is skipped); how many were new."""
+        """Store every new message (one seen before, under its id or pushed under another, is skipped); how many
+        were new."""
         session, stored = self._session, 0
+        if messages:  # a poll that found nothing reads nothing more
+            known = select(_M.provider_message_id, _M.text, _M.received_at).where(_M.rental_id == rental_id)
+            messages = unseen(messages, (await session.execute(known)).tuples().all())
         for message in messages:
             code = message.code or parse_code(message.text) or None
             values: dict[str, Any] = {

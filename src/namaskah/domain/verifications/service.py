@@ -36,7 +36,7 @@ from namaskah.lib.errors import DomainError
 from namaskah.lib.idempotency import check_same_request
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.service import OutboxService
-from namaskah.providers.base import ProviderMessage, ProviderNumber
+from namaskah.providers.base import ProviderMessage, ProviderNumber, unseen
 
 logger = get_logger(__name__)
 
@@ -240,10 +240,13 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
     async def record_messages(
         self, verification_id: uuid.UUID, messages: Sequence[ProviderMessage]
     ) -> Verification | None:
-        """Store new messages (a message seen before is skipped); the first one with text completes an open
-        verification. A late message on an ended one is kept and changes nothing else."""
+        """Store new messages (one seen before, under its id or pushed under another, is skipped); the first one
+        with text completes an open verification. A late message on an ended one is kept and changes nothing else."""
         session = self._session
         stored = False
+        if messages:  # a poll that found nothing reads nothing more
+            known = select(_M.provider_message_id, _M.text, _M.received_at).where(_M.verification_id == verification_id)
+            messages = unseen(messages, (await session.execute(known)).tuples().all())
         for message in messages:
             values: dict[str, Any] = {
                 "id": uuid7(),
