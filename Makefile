@@ -4,7 +4,8 @@ UV_VERSION ?= 0.13.9
 UV := .tools/bin/uv
 VENV := .venv/bin
 
-.PHONY: dev test lint typecheck install bench bench-api-key bench-paystack-webhooks migrate clean
+.PHONY: dev test lint typecheck install bench bench-api-key bench-paystack-webhooks bench-webhook-latency \
+	bench-webhook-throughput migrate clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -37,6 +38,12 @@ bench-api-key: install ## needs PostgreSQL and Redis on 127.0.0.1
 
 bench-paystack-webhooks: install ## needs PostgreSQL and Redis on 127.0.0.1
 	$(VENV)/python bench/paystack_webhooks.py
+
+bench-webhook-latency: install ## needs PostgreSQL and Redis on 127.0.0.1
+	$(VENV)/python bench/webhook_latency.py
+
+bench-webhook-throughput: install ## needs PostgreSQL and Redis on 127.0.0.1
+	$(VENV)/python bench/webhook_throughput.py
 
 clean:
 	rm -rf .venv .tools var .pytest_cache .mypy_cache .ruff_cache
