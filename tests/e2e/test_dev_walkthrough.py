@@ -66,7 +66,8 @@ def test_grant_buy_deliver_and_read_the_code_on_the_stream(log_dir: Path, tmp_pa
                     if kind == "status" and data["status"] == "completed":
                         assert data["code"] == "590113"
                         break
-            assert seen[0] == ("status", "pending")
+            # The stream opens with the state at that moment: the in-process worker may have assigned the number.
+            assert seen[0] in {("status", "pending"), ("status", "active")}
             assert ("message", None) in seen
             assert seen[-1] == ("status", "completed")
             assert client.get("/v1/wallet", headers=customer).json()["balance"] == 0
