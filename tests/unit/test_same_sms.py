@@ -1,11 +1,12 @@
-"""`providers.base.unseen`: one SMS under two ids (pushed and listed) is stored once; a repeat of the text later is
+"""`lib.received_sms.unseen`: one SMS under two ids (pushed and listed) is stored once; a repeat of the text later is
 another SMS."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from namaskah.providers.base import ProviderMessage, unseen
+from namaskah.lib.received_sms import unseen
+from namaskah.providers.base import ProviderMessage
 
 AT = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -74,29 +73,6 @@ class ProviderMessage(msgspec.Struct, frozen=True, kw_only=True):
     code: str | None  # the code the provider parsed out of the text, if any
     received_at: datetime
     sender: str | None = None
-
-
-# One SMS may reach us twice under two ids: pushed (keyed by its content) and listed by a poll (the provider's id).
-# It is the same SMS when the text is the same and the times this close (the two documents may round an instant
-# differently).
-SAME_SMS_WITHIN = timedelta(seconds=1)
-StoredMessage = tuple[str, str, datetime]  # (provider_message_id, text, received_at) of a message we keep
-
-
-def unseen(messages: Sequence[ProviderMessage], stored: Sequence[StoredMessage]) -> list[ProviderMessage]:
-    """The messages not stored yet, neither under their id nor as the same SMS under another id; each once."""
-    kept: list[StoredMessage] = list(stored)
-    new: list[ProviderMessage] = []
-    for message in messages:
-        if any(
-            key == message.provider_id
-            or (text == message.text and abs(received_at - message.received_at) <= SAME_SMS_WITHIN)
-            for key, text, received_at in kept
-        ):
-            continue
-        new.append(message)
-        kept.append((message.provider_id, message.text, message.received_at))
-    return new
 
 
 class ProviderExtension(msgspec.Struct, frozen=True, kw_only=True):

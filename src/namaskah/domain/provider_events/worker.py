@@ -1,6 +1,6 @@
 """What the provider event job does, apart from Dramatiq: idempotent (a run finds a settled event and stops), one
 short transaction, and no call to the provider: a pushed SMS is stored as pushed, at once, and a poll that lists it
-later under the provider's id recognises it (`providers.base.unseen`), so the code reaches the customer without a
+later under the provider's id recognises it (`lib.received_sms`), so the code reaches the customer without a
 round trip to TextVerified."""
 
 from __future__ import annotations

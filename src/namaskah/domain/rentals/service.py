@@ -41,7 +41,8 @@ from namaskah.domain.webhooks.events import rental_message_recorded, rentals_exp
 from namaskah.lib.idempotency import check_same_request
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.service import OutboxService
-from namaskah.providers.base import ProviderMessage, ProviderNumber, unseen
+from namaskah.lib.received_sms import new_messages
+from namaskah.providers.base import ProviderMessage, ProviderNumber
 
 logger = get_logger(__name__)
 
@@ -272,9 +273,7 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
         """Store every new message (one seen before, under its id or pushed under another, is skipped); how many
         were new."""
         session, stored = self._session, 0
-        if messages:  # a poll that found nothing reads nothing more
-            known = select(_M.provider_message_id, _M.text, _M.received_at).where(_M.rental_id == rental_id)
-            messages = unseen(messages, (await session.execute(known)).tuples().all())
+        messages = await new_messages(session, _M, _M.rental_id, rental_id, messages)
         for message in messages:
             code = message.code or parse_code(message.text) or None
             values: dict[str, Any] = {

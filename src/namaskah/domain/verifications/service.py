@@ -36,7 +36,8 @@ from namaskah.lib.errors import DomainError
 from namaskah.lib.idempotency import check_same_request
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.service import OutboxService
-from namaskah.providers.base import ProviderMessage, ProviderNumber, unseen
+from namaskah.lib.received_sms import new_messages
+from namaskah.providers.base import ProviderMessage, ProviderNumber
 
 logger = get_logger(__name__)
 
@@ -244,9 +245,7 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
         with text completes an open verification. A late message on an ended one is kept and changes nothing else."""
         session = self._session
         stored = False
-        if messages:  # a poll that found nothing reads nothing more
-            known = select(_M.provider_message_id, _M.text, _M.received_at).where(_M.verification_id == verification_id)
-            messages = unseen(messages, (await session.execute(known)).tuples().all())
+        messages = await new_messages(session, _M, _M.verification_id, verification_id, messages)
         for message in messages:
             values: dict[str, Any] = {
                 "id": uuid7(),
