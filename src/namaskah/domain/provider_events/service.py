@@ -10,14 +10,14 @@ from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
 from namaskah.db.core import rowcount
 from namaskah.db.session import plain_session
-from namaskah.db.upsert import insert_or_skip
+from namaskah.db.upsert import insert_or_skip_into
 from namaskah.domain.provider_events.jobs import ProcessProviderEvent
 from namaskah.domain.provider_events.models import ProviderEvent, ProviderEventStatus
 from namaskah.domain.provider_events.schemas import (
@@ -38,6 +38,8 @@ from namaskah.providers.base import ProviderMessage, ReservationKind
 logger = get_logger(__name__)
 
 _E = ProviderEvent
+_EVENTS: Table = ProviderEvent.__table__  # type: ignore[assignment]
+_INSERT_OR_SKIP = insert_or_skip_into(_EVENTS, ("provider", "event_id"))
 PENDING = ProviderEventStatus.PENDING.value
 
 
@@ -75,26 +77,14 @@ class ProviderEventService(SQLAlchemyAsyncRepositoryService[ProviderEvent, Provi
         even concurrent with the first), which writes nothing. The row goes in first: a concurrent twin waits
         on the unique index until this transaction ends, then inserts nothing."""
         session, row_id = self._session, uuid7()
-        statement = insert_or_skip(
-            session,
-            _E,
-            ("provider", "event_id"),
-            id=row_id,
-            provider=provider,
-            event_id=envelope.id,
-            idempotency_key=envelope.idempotency_key,
-            event_type=envelope.event,
-            occurred_at=_utc(envelope.occurred_at),
-            delivery_attempt=envelope.attempt,
-            payload=payload,
-            status=PENDING,
-            detail=None,
-            match_attempts=0,
-            received_at=utcnow(),
-            processed_at=None,
-        )
+        values = {
+            "id": row_id, "provider": provider, "event_id": envelope.id, "idempotency_key": envelope.idempotency_key,
+            "event_type": envelope.event, "occurred_at": _utc(envelope.occurred_at),
+            "delivery_attempt": envelope.attempt, "payload": payload, "status": PENDING, "detail": None,
+            "match_attempts": 0, "received_at": utcnow(), "processed_at": None,
+        }  # fmt: skip
         fields = {"provider": provider, "event_id": envelope.id, "event_type": envelope.event}
-        if not rowcount(await session.execute(statement)):
+        if not rowcount(await session.execute(_INSERT_OR_SKIP, values)):
             logger.info("provider_event_duplicate", delivery_attempt=envelope.attempt, **fields)
             return False
         await OutboxService(session=session).request(ProcessProviderEvent(event_id=row_id))

@@ -10,14 +10,14 @@ from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
 from namaskah.db.session import plain_session
-from namaskah.db.upsert import insert_or_skip
+from namaskah.db.upsert import insert_or_skip_into
 from namaskah.domain.catalog.pricing import ExchangeRates
 from namaskah.domain.catalog.service import CatalogService
 from namaskah.domain.rentals.errors import FeatureNotInTier, RentalNotActive, RentalNotFound, UnsupportedRentalDays
@@ -57,6 +57,8 @@ _ATTEMPTS = 3
 
 _R = Rental
 _M = RentalMessage
+_MESSAGES: Table = RentalMessage.__table__  # type: ignore[assignment]
+_INSERT_MESSAGE_OR_SKIP = insert_or_skip_into(_MESSAGES, ("rental_id", "provider_message_id"))
 
 
 class RentalRepository(SQLAlchemyAsyncRepository[Rental]):
@@ -284,7 +286,7 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
                 "code": code[:8] if code else None,
                 "received_at": message.received_at,
             }
-            result = await session.execute(insert_or_skip(session, _M, ("rental_id", "provider_message_id"), **values))
+            result = await session.execute(_INSERT_MESSAGE_OR_SKIP, values)
             stored += getattr(result, "rowcount", 0) or 0
             if getattr(result, "rowcount", 0):
                 await rental_message_recorded(session, rental_id, values)

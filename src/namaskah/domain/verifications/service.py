@@ -18,7 +18,7 @@ from uuid_utils.compat import uuid7
 from namaskah.db.base import utcnow
 from namaskah.db.core import column_values, rowcount
 from namaskah.db.session import plain_session
-from namaskah.db.upsert import insert_or_skip, insert_or_skip_into
+from namaskah.db.upsert import insert_or_skip_into
 from namaskah.domain.catalog.pricing import ExchangeRates
 from namaskah.domain.catalog.service import CatalogService
 from namaskah.domain.verifications.jobs import AcquireNumber, CancelAtProvider, PollMessages
@@ -48,6 +48,8 @@ CODE_PATTERN = re.compile(r"(?<![0-9])[0-9]{4,8}(?![0-9])")
 _V = Verification
 _M = VerificationMessage
 _VERIFICATIONS: Table = Verification.__table__  # type: ignore[assignment]
+_MESSAGES: Table = VerificationMessage.__table__  # type: ignore[assignment]
+_INSERT_MESSAGE_OR_SKIP = insert_or_skip_into(_MESSAGES, ("verification_id", "provider_message_id"))
 
 
 class VerificationNotFound(DomainError):
@@ -257,8 +259,7 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
             }
             if values["code"] is not None:
                 values["code"] = values["code"][:8]
-            conflict = ("verification_id", "provider_message_id")
-            result = await session.execute(insert_or_skip(session, _M, conflict, **values))
+            result = await session.execute(_INSERT_MESSAGE_OR_SKIP, values)
             stored = stored or bool(rowcount(result))
         if any(message.text for message in messages):
             await self._transition(verification_id, VerificationStatus.COMPLETED, _V.status.in_(OPEN_STATUSES))
