@@ -122,7 +122,13 @@ def _prepare_metrics_dir(directory: Path) -> None:
 
 @main.command()
 @click.option("--threads", default=None, type=int, help="Worker threads (default WORKER_THREADS).")
-def worker(threads: int | None) -> None:
+@click.option(
+    "--queues",
+    default=None,
+    help="Comma-separated queues to consume (default all), e.g. a worker of its own for provider_events,webhooks "
+    "with a lower WORKER_IDLE_POLL.",
+)
+def worker(threads: int | None, queues: str | None) -> None:
     """Consume jobs from Redis until SIGTERM."""
     settings = _settings()
     if not settings.uses_redis:
@@ -146,11 +152,18 @@ def worker(threads: int | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     jobs.broker.emit_after("process_boot")
+    declared = jobs.broker.get_declared_queues()
+    chosen = {name.strip() for name in queues.split(",") if name.strip()} if queues else set(declared)
+    if unknown := chosen - declared:
+        raise click.BadParameter(f"no such queue: {', '.join(sorted(unknown))} (known: {', '.join(sorted(declared))})")
     consumer = dramatiq.Worker(
-        jobs.broker, worker_threads=threads or settings.worker_threads, worker_timeout=settings.worker_idle_poll
+        jobs.broker,
+        queues=chosen,
+        worker_threads=threads or settings.worker_threads,
+        worker_timeout=settings.worker_idle_poll,
     )
     consumer.start()
-    log.info("worker_started", queues=sorted(jobs.broker.get_declared_queues()), threads=consumer.worker_threads)
+    log.info("worker_started", queues=sorted(chosen), threads=consumer.worker_threads)
     stop.wait()
     log.info("worker_stopping")
     consumer.stop(timeout=30_000)

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.databases import run_cli
 from tests.support.processes import Process, free_port, start_server, wait_until
 
 
@@ -60,3 +61,21 @@ def _get(url: str) -> httpx.Response | None:
     except httpx.HTTPError:
         return None
     return response if response.status_code == 200 else None
+
+
+def test_a_worker_of_its_own_for_the_latency_sensitive_queues(service_env: dict[str, str], log_dir: Path) -> None:
+    """`--queues` picks what a worker consumes (a ping, on `default`, waits for another worker); an unknown name
+    is refused before it starts."""
+    unknown = run_cli("worker", "--queues", "webhooks,nope", env=service_env)
+    assert unknown.returncode == 2
+    assert "no such queue: nope" in unknown.stderr
+
+    command = [sys.executable, "-m", "namaskah", "worker", "--queues", "provider_events, webhooks"]
+    worker = Process("worker", command, {**service_env, "WORKER_IDLE_POLL": "20"}, log_dir)
+    try:
+        started = wait_until(
+            lambda: [line for line in worker.json_lines() if line.get("event") == "worker_started"], 60, "it", worker
+        )
+    finally:
+        worker.stop()
+    assert started[0]["queues"] == ["provider_events", "webhooks"]
