@@ -49,7 +49,9 @@ if __name__ == "__main__":
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     broker.emit_after("process_boot")
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=1000)
+    # The same idle poll as our worker (its WORKER_IDLE_POLL, 100 ms by default): at low rates it is most of a hop.
+    idle_poll = int(os.environ.get("WORKER_IDLE_POLL", "100"))
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=idle_poll)
     worker.start()
     print('{"event": "bare_worker_started"}', flush=True)
     stop.wait()
