@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -43,11 +43,13 @@ async def new_messages(
     messages: Sequence[ProviderMessage],
 ) -> list[ProviderMessage]:
     """`unseen` against the stored messages of one verification or rental (`model` has `provider_message_id`,
-    `text` and `received_at`), reading only those that could match: the same ids, or received in the window."""
+    `text` and `received_at`), reading only those that could match: the same ids, or the same texts received
+    within the window."""
     if not messages:  # a poll that found nothing reads nothing
         return []
     times = [message.received_at for message in messages]
     near = model.received_at.between(min(times) - SAME_SMS_WITHIN, max(times) + SAME_SMS_WITHIN)
+    twins = and_(near, model.text.in_(sorted({message.text[:1600] for message in messages})))
     ids = model.provider_message_id.in_([message.provider_id[:64] for message in messages])
-    query = select(model.provider_message_id, model.text, model.received_at).where(owner == owner_id, or_(ids, near))
+    query = select(model.provider_message_id, model.text, model.received_at).where(owner == owner_id, or_(ids, twins))
     return unseen(messages, (await session.execute(query)).tuples().all())

@@ -67,7 +67,11 @@ class RentalMessage(UUIDv7Base):
     """One SMS; the provider's id is unique per rental so a poll that sees it again stores nothing."""
 
     __tablename__ = "rental_messages"
-    __table_args__ = (UniqueConstraint("rental_id", "provider_message_id"),)
+    __table_args__ = (
+        UniqueConstraint("rental_id", "provider_message_id"),
+        # The duplicate check of each push and poll reads one rental's messages around a moment.
+        Index("ix_rental_messages_rental_id_received_at", "rental_id", "received_at"),
+    )
 
     rental_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("rentals.id", ondelete="CASCADE"))
     provider_message_id: Mapped[str] = mapped_column(String(64))
