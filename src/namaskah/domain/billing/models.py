@@ -106,6 +106,7 @@ class FlagKind(StrEnum):
     DISPUTE_LOST = "dispute_lost"  # resolved for the customer: the frozen credits stay out of the wallet
     UNKNOWN_REFERENCE = "unknown_reference"  # money moved at Paystack under a reference that is none of ours
     BAD_EVENT = "bad_event"  # a signed event whose data we could not read (a missing or non-integer amount)
+    CREDIT_NOTE_MISSING = "credit_note_missing"  # money given back with no invoice to credit, or none of it left
 
 
 class BillingFlag(UUIDv7Base):

@@ -1,6 +1,7 @@
 """Top-ups and what Paystack reports about them: a success credits once and is invoiced once (whoever reports it
 first, webhook or verify), a mismatch credits nothing and is flagged, refunds and disputes take the credits back out
-(never below zero: what the wallet lacks is flagged), top-ups stuck initializing fail, and the operators' flags."""
+(refunds.py: never below zero, what the wallet lacks is flagged, credit notes), top-ups stuck initializing fail, and
+the operators' flags."""
 
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ from namaskah.db.upsert import insert_or_skip
 from namaskah.domain.billing.errors import TopupNotFound
 from namaskah.domain.billing.models import CREDITABLE, BillingFlag, FlagKind, Topup, TopupStatus
 from namaskah.domain.billing.paystack_schemas import InitializeData, Transaction
+from namaskah.domain.billing.refunds import TakingBack
 from namaskah.domain.invoices.models import InvoiceKind
 from namaskah.domain.invoices.service import InvoiceService, LineItem
-from namaskah.domain.tax.calc import TaxBasis, TaxMode, TaxPoint, round_half_up
+from namaskah.domain.tax.calc import TaxBasis, TaxMode, TaxPoint
 from namaskah.domain.tax.service import AppliedRate, TaxService
-from namaskah.domain.wallet.models import EntryKind, LedgerAccount, LedgerTransaction
+from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import WalletService
 from namaskah.lib.logging import get_logger
 from namaskah.settings import Settings
@@ -56,14 +58,6 @@ def ledger_reference(reference: str) -> str:
     return f"paystack:{reference}"
 
 
-def credits_of(topup: Topup, charged: int) -> int:
-    """The credits behind `charged` kobo of what Paystack charged for the top-up (a refund or a dispute names a
-    charged amount): the same when the top-up charged what it credited, in proportion when tax was added on top."""
-    if topup.charged_amount == topup.amount:
-        return charged
-    return round_half_up(charged * topup.amount, topup.charged_amount)
-
-
 class Settled(StrEnum):
     """What a report from Paystack did to a top-up."""
 
@@ -79,8 +73,8 @@ class TopupRepository(SQLAlchemyAsyncRepository[Topup]):
     model_type = Topup
 
 
-class TopupService(SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
-    """Joins the caller's transaction; the caller keeps network calls out of it."""
+class TopupService(TakingBack, SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
+    """Joins the caller's transaction; the caller keeps network calls out of it. Refunds and disputes: TakingBack."""
 
     repository_type = TopupRepository
 
@@ -269,96 +263,6 @@ class TopupService(SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
             .values(status=target.value, updated_at=utcnow(), **values)
         )
         return bool(rowcount(await self._session.execute(statement)))
-
-    async def refund(self, *, refund_id: str, reference: str, amount: int, currency: str) -> bool:
-        """Paystack refunded (part of) a top-up to the customer: take that much back out of the wallet. True when
-        fully booked; False when flagged (not our top-up, never credited, or the wallet held less)."""
-        topup = await self.by_reference(reference)
-        where = f"refund {refund_id} of {reference}"
-        if topup is None:
-            return await self._flag_unknown(f"refund:{refund_id}", where, amount, currency)
-        if topup.status != TopupStatus.SUCCESS.value or currency.upper() != topup.currency:
-            detail = f"Paystack refunded {amount} {currency} of top-up {reference}, which is {topup.status}"
-            await self.flag(FlagKind.REFUND_UNCREDITED, f"refund:{refund_id}", detail, topup, amount)
-            return False
-        credits = credits_of(topup, amount)
-        taken = await self._take_back(topup, credits, EntryKind.TOPUP_REFUND, f"paystack:refund:{refund_id}")
-        await self._session.execute(
-            update(_T)
-            .where(_T.id == topup.id)
-            .values(refunded_amount=_T.refunded_amount + credits, updated_at=utcnow())
-        )
-        logger.info("topup_refunded", reference=reference, refund_id=refund_id, amount=amount, taken=taken)
-        if taken < credits:
-            owed = credits - taken
-            detail = f"{where}: {amount} refunded ({credits} in credits), the wallet held {taken}; {owed} is owed"
-            await self.flag(FlagKind.REFUND_SHORTFALL, f"refund_shortfall:{refund_id}", detail, topup, owed)
-            return False
-        return True
-
-    async def dispute_opened(self, *, dispute_id: str, reference: str, amount: int | None) -> bool:
-        """A chargeback was opened: freeze the disputed credits (at most what is still credited) in the disputes
-        account, where a decision for us releases them, and flag it. False when it could not all be frozen."""
-        topup = await self.by_reference(reference)
-        where = f"dispute {dispute_id} of {reference}"
-        if topup is None:
-            return await self._flag_unknown(f"dispute:{dispute_id}", where, amount, None)
-        held = topup.amount - topup.refunded_amount - topup.frozen_amount
-        claimed = topup.amount if amount is None else credits_of(topup, amount)
-        wanted = max(0, min(claimed or topup.amount, held)) if topup.status == TopupStatus.SUCCESS.value else 0
-        taken = await self._take_back(topup, wanted, EntryKind.DISPUTE_FREEZE, f"paystack:dispute:{dispute_id}")
-        await self._session.execute(
-            update(_T).where(_T.id == topup.id).values(frozen_amount=_T.frozen_amount + taken, updated_at=utcnow())
-        )
-        detail = f"{where} opened for {amount if amount is not None else topup.amount}; {taken} frozen"
-        await self.flag(FlagKind.DISPUTE, f"dispute:{dispute_id}", detail, topup, taken)
-        if taken < wanted:
-            short = f"{where}: {wanted} should be frozen, the wallet held {taken}"
-            await self.flag(FlagKind.DISPUTE_SHORTFALL, f"dispute_shortfall:{dispute_id}", short, topup, wanted - taken)
-            return False
-        return True
-
-    async def dispute_resolved(self, *, dispute_id: str, reference: str, resolution: str | None) -> bool:
-        """Decided for us ("declined"): the frozen credits come back. Decided for the customer: they stay out of
-        the wallet (the card was refunded) and an operator is told."""
-        topup = await self.by_reference(reference)
-        if topup is None:
-            return await self._flag_unknown(f"dispute_resolved:{dispute_id}", f"dispute {dispute_id}", None, None)
-        frozen = await self._session.scalar(
-            select(LedgerTransaction.amount).where(LedgerTransaction.reference == f"paystack:dispute:{dispute_id}")
-        )
-        if resolution != "declined":
-            detail = f"dispute {dispute_id} of {reference} resolved {resolution!r}: {frozen or 0} stays frozen"
-            await self.flag(FlagKind.DISPUTE_LOST, f"dispute_lost:{dispute_id}", detail, topup, frozen)
-            return False
-        if frozen:
-            booking = await WalletService(session=self._session).credit(
-                topup.user_id,
-                frozen,
-                kind=EntryKind.DISPUTE_RELEASE,
-                reference=f"paystack:dispute-release:{dispute_id}",
-            )
-            if booking.created:
-                await self._session.execute(
-                    update(_T)
-                    .where(_T.id == topup.id)
-                    .values(frozen_amount=_T.frozen_amount - frozen, updated_at=utcnow())
-                )
-        logger.info("topup_dispute_released", reference=reference, dispute_id=dispute_id, amount=frozen or 0)
-        return True
-
-    async def _take_back(self, topup: Topup, amount: int, kind: EntryKind, reference: str) -> int:
-        """Debit up to `amount`, as much as the wallet holds. The wallet row is locked first, so no purchase moves
-        the balance between reading it and booking. A balance may not go below zero (CHECK constraint), so what is
-        missing can not be booked as a debt: the caller flags it. Booked once per reference."""
-        balance = await self._session.scalar(
-            select(LedgerAccount.balance).where(LedgerAccount.user_id == topup.user_id).with_for_update()
-        )
-        taken = min(balance or 0, amount)
-        if taken <= 0:
-            return 0
-        booking = await WalletService(session=self._session).debit(topup.user_id, taken, kind=kind, reference=reference)
-        return -booking.entry.amount
 
     # --- flags --------------------------------------------------------------------------------------------
 

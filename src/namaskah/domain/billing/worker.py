@@ -121,7 +121,10 @@ async def _apply(topups: TopupService, event: PaystackEvent) -> tuple[EventStatu
             booked = await topups.dispute_opened(dispute_id=dispute_id, reference=reference, amount=amount)
         else:
             booked = await topups.dispute_resolved(
-                dispute_id=dispute_id, reference=reference, resolution=dispute.resolution
+                dispute_id=dispute_id,
+                reference=reference,
+                resolution=dispute.resolution,
+                amount=None if claimed is None else minor_units(claimed),
             )
         return _booked(booked, f"{kind} {dispute_id} of {reference}")
     # Stored and acknowledged all the same: an operator can read it, and handling it later needs no redelivery.

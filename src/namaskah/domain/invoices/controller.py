@@ -1,4 +1,5 @@
-"""`/v1/billing/invoices`: the caller's invoices, and each one's PDF (its owner only; anyone else gets 404)."""
+"""`/v1/billing/invoices` and `/v1/billing/credit-notes`: the caller's invoices and credit notes, and each one's PDF
+(its owner only; anyone else gets 404)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from namaskah.domain.accounts.deps import account_dependencies
 from namaskah.domain.accounts.principal import Principal
 from namaskah.domain.apikeys.schemas import Scope
-from namaskah.domain.invoices.document import PDF, filename, pdf_of
-from namaskah.domain.invoices.errors import InvoiceNotFound
-from namaskah.domain.invoices.schemas import InvoiceList, InvoiceRead
+from namaskah.domain.invoices.credit_notes import CreditNoteService
+from namaskah.domain.invoices.document import PDF, Document, filename, pdf_of
+from namaskah.domain.invoices.errors import CreditNoteNotFound, InvoiceNotFound
+from namaskah.domain.invoices.schemas import CreditNoteList, CreditNoteRead, InvoiceList, InvoiceRead
 from namaskah.domain.invoices.service import InvoiceService
+from namaskah.lib.errors import DomainError
 from namaskah.lib.pagination import Limit, Offset
 
 
@@ -24,23 +27,41 @@ def provide_invoices(db_session: NamedDependency[AsyncSession], state: State) ->
     return InvoiceService(session=db_session, settings=state.settings)
 
 
-def _invoice_id(document: str) -> uuid.UUID:
-    """`<uuid>.pdf` (a path parameter cannot end in a suffix); anything else is an invoice we do not have."""
+def provide_credit_notes(db_session: NamedDependency[AsyncSession], state: State) -> CreditNoteService:
+    return CreditNoteService(session=db_session, settings=state.settings)
+
+
+def _document_id(document: str, missing: type[DomainError] = InvoiceNotFound) -> uuid.UUID:
+    """`<uuid>.pdf` (a path parameter cannot end in a suffix); anything else is a document we do not have."""
     stem, dot, suffix = document.rpartition(".")
     try:
         if dot and suffix == "pdf":
             return uuid.UUID(stem)
     except ValueError:
         pass
-    raise InvoiceNotFound
+    raise missing
+
+
+async def _pdf_response(document: Document) -> Response[bytes]:
+    return Response(
+        await pdf_of(document),
+        media_type=PDF,
+        headers={"Content-Disposition": f'attachment; filename="{filename(document)}"', "Cache-Control": "private"},
+    )
 
 
 class InvoiceController(Controller):
-    path = "/v1/billing/invoices"
+    # One controller for both kinds of document (they share the PDF machinery); the routes under it are
+    # /invoices[...] as before, and /credit-notes[...].
+    path = "/v1/billing"
     tags = ["billing"]
-    dependencies = {**account_dependencies, "invoices": Provide(provide_invoices, sync_to_thread=False)}
+    dependencies = {
+        **account_dependencies,
+        "invoices": Provide(provide_invoices, sync_to_thread=False),
+        "credit_notes": Provide(provide_credit_notes, sync_to_thread=False),
+    }
 
-    @get("/", summary="The caller's invoices, newest first")
+    @get("/invoices", summary="The caller's invoices, newest first")
     async def list_invoices(
         self,
         principal: NamedDependency[Principal],
@@ -53,15 +74,39 @@ class InvoiceController(Controller):
         return InvoiceList(items=[InvoiceRead.of(invoice) for invoice in rows], total=total)
 
     @get(
-        "/{document:str}", summary="One of the caller's invoices as PDF: /v1/billing/invoices/{id}.pdf", media_type=PDF
+        "/invoices/{document:str}",
+        summary="One of the caller's invoices as PDF: /v1/billing/invoices/{id}.pdf",
+        media_type=PDF,
     )
     async def download(
         self, document: FromPath[str], principal: NamedDependency[Principal], invoices: NamedDependency[InvoiceService]
     ) -> Response[bytes]:
         principal.require(Scope.WALLET_READ)
-        invoice = InvoiceRead.of(await invoices.owned(principal.user.id, _invoice_id(document)))
-        return Response(
-            await pdf_of(invoice),
-            media_type=PDF,
-            headers={"Content-Disposition": f'attachment; filename="{filename(invoice)}"', "Cache-Control": "private"},
-        )
+        return await _pdf_response(InvoiceRead.of(await invoices.owned(principal.user.id, _document_id(document))))
+
+    @get("/credit-notes", summary="The caller's credit notes (refunds, lost disputes), newest first")
+    async def list_credit_notes(
+        self,
+        principal: NamedDependency[Principal],
+        credit_notes: NamedDependency[CreditNoteService],
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> CreditNoteList:
+        principal.require(Scope.WALLET_READ)
+        rows, total = await credit_notes.list_for(principal.user.id, limit=limit, offset=offset)
+        return CreditNoteList(items=[CreditNoteRead.of(note) for note in rows], total=total)
+
+    @get(
+        "/credit-notes/{document:str}",
+        summary="One of the caller's credit notes as PDF: /v1/billing/credit-notes/{id}.pdf",
+        media_type=PDF,
+    )
+    async def download_credit_note(
+        self,
+        document: FromPath[str],
+        principal: NamedDependency[Principal],
+        credit_notes: NamedDependency[CreditNoteService],
+    ) -> Response[bytes]:
+        principal.require(Scope.WALLET_READ)
+        note = await credit_notes.owned(principal.user.id, _document_id(document, CreditNoteNotFound))
+        return await _pdf_response(CreditNoteRead.of(note))

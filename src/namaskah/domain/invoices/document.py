@@ -1,9 +1,10 @@
-"""An invoice as a document: HTML from the Jinja2 template in templates/invoices/, made a PDF by xhtml2pdf in a
-worker thread, and the mail that carries it.
+"""An invoice or a credit note as a document: HTML from the Jinja2 templates in templates/invoices/ (a credit note's
+extends the invoice's), made a PDF by xhtml2pdf in a worker thread, and the mail that carries it.
 
 The PDF is rendered again at every download rather than stored: every figure printed comes from rows the database
-will not let change (migration 0019's trigger), so each rendering shows the same invoice; the template only decides
-the layout. Nothing to keep in sync, no blobs in the database, and rendering takes some 20-40 ms here.
+will not let change (the triggers of migrations 0019 and 0024), so each rendering shows the same document; the
+template only decides the layout. Nothing to keep in sync, no blobs in the database, and rendering takes some
+20-40 ms here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 from xhtml2pdf import pisa  # type: ignore[import-untyped]
 
-from namaskah.domain.invoices.schemas import InvoiceRead
+from namaskah.domain.invoices.schemas import CreditNoteRead, InvoiceRead
 from namaskah.domain.tax.calc import TaxBasis, TaxMode
 from namaskah.domain.tax.service import tax_label
 from namaskah.lib.mail import Attachment, Mail
@@ -28,22 +29,24 @@ PDF = "application/pdf"
 # ReportLab, under xhtml2pdf, keeps module-level state and is documented as not thread-safe. One rendering at a
 # time per process costs nothing the GIL would not take anyway (it is pure-Python CPU work).
 _RENDER_LOCK = threading.Lock()
+Document = InvoiceRead | CreditNoteRead
 
 
 class PdfRenderError(RuntimeError):
     """xhtml2pdf reported errors: the template produced something it could not lay out."""
 
 
-def filename(invoice: InvoiceRead) -> str:
+def filename(invoice: Document) -> str:
     return f"{invoice.number}.pdf"
 
 
-def render_html(invoice: InvoiceRead) -> str:
-    return _environment().get_template("invoice.html").render(_context(invoice))
+def render_html(invoice: Document) -> str:
+    template = "credit_note.html" if isinstance(invoice, CreditNoteRead) else "invoice.html"
+    return _environment().get_template(template).render(_context(invoice))
 
 
-def render_pdf(invoice: InvoiceRead) -> bytes:
-    """The invoice's PDF. Blocking CPU work: from async code, await `pdf_of` instead."""
+def render_pdf(invoice: Document) -> bytes:
+    """The document's PDF. Blocking CPU work: from async code, await `pdf_of` instead."""
     html = render_html(invoice)
     output = io.BytesIO()
     with _RENDER_LOCK:
@@ -53,15 +56,16 @@ def render_pdf(invoice: InvoiceRead) -> bytes:
     return output.getvalue()
 
 
-async def pdf_of(invoice: InvoiceRead) -> bytes:
+async def pdf_of(invoice: Document) -> bytes:
     """`render_pdf` in a worker thread, so the event loop goes on serving meanwhile."""
     return await asyncio.to_thread(render_pdf, invoice)
 
 
-async def invoice_mail(invoice: InvoiceRead) -> Mail:
+async def invoice_mail(invoice: Document) -> Mail:
     """The mail to the buyer with the PDF attached."""
     environment, context = _environment(), _context(invoice)
-    context["subject"] = subject = f"Your Namaskah SMS invoice {invoice.number}"
+    what = "credit note" if context["credit_note"] else "invoice"
+    context["subject"] = subject = f"Your Namaskah SMS {what} {invoice.number}"
     return Mail(
         to=invoice.buyer.email,
         subject=subject,
@@ -71,9 +75,10 @@ async def invoice_mail(invoice: InvoiceRead) -> Mail:
     )
 
 
-def _context(invoice: InvoiceRead) -> dict[str, Any]:
+def _context(invoice: Document) -> dict[str, Any]:
     return {
         "invoice": invoice,
+        "credit_note": isinstance(invoice, CreditNoteRead),
         "tax_label": tax_label(invoice.tax_name, invoice.tax_rate_bps, invoice.tax_basis),
         "inclusive": invoice.tax_mode == TaxMode.INCLUSIVE.value,
         "tax_note": _TAX_NOTES.get(TaxBasis(invoice.tax_basis), "").format(tax=invoice.tax_name),

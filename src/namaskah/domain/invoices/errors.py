@@ -11,6 +11,12 @@ class InvoiceNotFound(DomainError):
     title = "Invoice not found"
 
 
+class CreditNoteNotFound(DomainError):
+    status_code = 404
+    code = "credit_note_not_found"
+    title = "Credit note not found"
+
+
 class InvoiceReferenceConflict(DomainError):
     """The payment reference already has an invoice, for another user or kind: a bug in the caller."""
 

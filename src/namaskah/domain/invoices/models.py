@@ -1,5 +1,6 @@
-"""Issued invoices, their lines, and the per-year counter their numbers come from. Migration 0019 makes the
-database refuse any UPDATE or DELETE of an invoice or a line (a trigger, on PostgreSQL and SQLite alike)."""
+"""Issued invoices, their lines, credit notes against them, and the per-year counters their numbers come from.
+Migrations 0019 and 0024 make the database refuse any UPDATE or DELETE of an invoice, a line or a credit note (a
+trigger, on PostgreSQL and SQLite alike)."""
 
 from __future__ import annotations
 
@@ -99,3 +100,56 @@ class InvoiceLine(UUIDv7Base):
     net: Mapped[int] = mapped_column(BigInteger)
     tax: Mapped[int] = mapped_column(BigInteger)
     gross: Mapped[int] = mapped_column(BigInteger)
+
+
+class CreditNoteKind(StrEnum):
+    REFUND = "refund"  # Paystack refunded (part of) the payment
+    DISPUTE = "dispute"  # a chargeback was decided for the customer
+
+
+class CreditNoteCounter(DefaultBase):
+    """The last credit note number issued in a year: a series of its own, locked as `InvoiceCounter` is."""
+
+    __tablename__ = "credit_note_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer)
+
+
+class CreditNote(UUIDv7Base):
+    """Money given back against an issued invoice, which itself never changes: one note per refund or lost
+    dispute (`source_reference`, e.g. `refund:<id>`), with its own one line and the tax terms of the invoice it
+    credits (net, tax and gross in proportion to that invoice's: the notes of one invoice never add up to more)."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('refund', 'dispute')", name="kind_known"),
+        CheckConstraint("net_total >= 0 AND tax_total >= 0 AND gross_total > 0", name="totals_positive"),
+        CheckConstraint("net_total + tax_total = gross_total", name="totals_add_up"),
+        CheckConstraint("sequence > 0", name="sequence_positive"),
+        UniqueConstraint("year", "sequence"),
+    )
+
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    year: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("invoices.id"), index=True)
+    invoice_number: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source_reference: Mapped[str] = mapped_column(String(REFERENCE_MAX), unique=True)
+    description: Mapped[str] = mapped_column(String(DESCRIPTION_MAX))
+    currency: Mapped[str] = mapped_column(String(3))
+    country: Mapped[str] = mapped_column(String(2))
+    tax_mode: Mapped[str] = mapped_column(String(10))
+    tax_name: Mapped[str] = mapped_column(String(40))
+    tax_rate_bps: Mapped[int] = mapped_column(Integer)
+    tax_basis: Mapped[str] = mapped_column(String(16))
+    net_total: Mapped[int] = mapped_column(BigInteger)
+    tax_total: Mapped[int] = mapped_column(BigInteger)
+    gross_total: Mapped[int] = mapped_column(BigInteger)
+    seller_name: Mapped[str] = mapped_column(String(200))
+    seller_address: Mapped[str] = mapped_column(String(500))
+    seller_tax_id: Mapped[str] = mapped_column(String(64))
+    buyer_email: Mapped[str] = mapped_column(String(320))
+    issued_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))

@@ -1,5 +1,5 @@
-"""Bodies of the invoice routes: an invoice is the whole document (seller, buyer, lines, tax and totals), which is
-also what its PDF is rendered from."""
+"""Bodies of the invoice and credit note routes: each is the whole document (seller, buyer, lines, tax and totals),
+which is also what its PDF is rendered from."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from namaskah.domain.invoices.models import Invoice, InvoiceLine
+from namaskah.domain.invoices.models import CreditNote, Invoice, InvoiceLine
 from namaskah.domain.tax.service import tax_label
 
 
@@ -98,3 +98,73 @@ class InvoiceList(msgspec.Struct, frozen=True):
 def pdf_path(invoice_id: uuid.UUID) -> str:
     """Where the owner downloads the PDF (the API's own path, under the same credentials)."""
     return f"/v1/billing/invoices/{invoice_id}.pdf"
+
+
+class CreditNoteRead(msgspec.Struct, frozen=True):
+    """Shaped as an invoice is (the PDF template is the invoice's), plus the invoice it credits. `kind` is
+    `refund` or `dispute`; `source_reference` the refund's or dispute's (`refund:<id>`)."""
+
+    id: uuid.UUID
+    number: str
+    kind: str
+    invoice_id: uuid.UUID
+    invoice_number: str
+    source_reference: str
+    issued_at: datetime
+    currency: str
+    tax_mode: str
+    tax_name: str
+    tax_rate_bps: int
+    tax_basis: str
+    tax_label: str
+    net_total: int
+    tax_total: int
+    gross_total: int
+    seller: Seller
+    buyer: Buyer
+    lines: list[InvoiceLineRead]
+    pdf_url: str
+
+    @classmethod
+    def of(cls, note: CreditNote) -> CreditNoteRead:
+        # One line: the amount credited, per unit as the invoice's tax mode reads amounts.
+        unit = note.gross_total if note.tax_mode == "inclusive" else note.net_total
+        line = InvoiceLineRead(
+            description=note.description,
+            quantity=1,
+            unit_amount=unit,
+            net=note.net_total,
+            tax=note.tax_total,
+            gross=note.gross_total,
+        )
+        return cls(
+            id=note.id,
+            number=note.number,
+            kind=note.kind,
+            invoice_id=note.invoice_id,
+            invoice_number=note.invoice_number,
+            source_reference=note.source_reference,
+            issued_at=note.issued_at,
+            currency=note.currency,
+            tax_mode=note.tax_mode,
+            tax_name=note.tax_name,
+            tax_rate_bps=note.tax_rate_bps,
+            tax_basis=note.tax_basis,
+            tax_label=tax_label(note.tax_name, note.tax_rate_bps, note.tax_basis),
+            net_total=note.net_total,
+            tax_total=note.tax_total,
+            gross_total=note.gross_total,
+            seller=Seller(name=note.seller_name, address=note.seller_address, tax_id=note.seller_tax_id),
+            buyer=Buyer(email=note.buyer_email, country=note.country),
+            lines=[line],
+            pdf_url=credit_note_pdf_path(note.id),
+        )
+
+
+class CreditNoteList(msgspec.Struct, frozen=True):
+    items: list[CreditNoteRead]
+    total: int
+
+
+def credit_note_pdf_path(note_id: uuid.UUID) -> str:
+    return f"/v1/billing/credit-notes/{note_id}.pdf"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
@@ -37,15 +37,31 @@ from namaskah.settings import Settings
 
 logger = get_logger(__name__)
 
-# The year's counter row, created at its first invoice and locked by this statement until the transaction ends
-# (ON CONFLICT DO UPDATE locks the row it meets, and waits for a concurrent creator to commit or roll back).
-_LOCK_YEAR = text(
-    "INSERT INTO invoice_counters (year, last_number) VALUES (:year, 0)"
-    " ON CONFLICT (year) DO UPDATE SET last_number = invoice_counters.last_number"
-)
-_NEXT_NUMBER = text(
-    "UPDATE invoice_counters SET last_number = last_number + 1 WHERE year = :year RETURNING last_number"
-)
+
+class YearCounter:
+    """A per-year number series in `table` (invoices', credit notes'). The year's row is created at its first
+    number and locked by `lock` until the transaction ends (ON CONFLICT DO UPDATE locks the row it meets, and waits
+    for a concurrent creator to commit or roll back); `next` takes the number under that lock."""
+
+    def __init__(self, table: Literal["invoice_counters", "credit_note_counters"]) -> None:
+        # The table is one of two literal names of ours, never input: the f-strings build no injectable SQL.
+        self._lock = text(
+            f"INSERT INTO {table} (year, last_number) VALUES (:year, 0)"  # noqa: S608
+            f" ON CONFLICT (year) DO UPDATE SET last_number = {table}.last_number"
+        )
+        self._next = text(
+            f"UPDATE {table} SET last_number = last_number + 1 WHERE year = :year RETURNING last_number"  # noqa: S608
+        )
+
+    async def lock(self, session: AsyncSession, year: int) -> None:
+        await session.execute(self._lock, {"year": year})
+
+    async def next(self, session: AsyncSession, year: int) -> int:
+        number: int = (await session.execute(self._next, {"year": year})).scalar_one()
+        return number
+
+
+_INVOICE_NUMBERS = YearCounter("invoice_counters")
 
 
 class LineItem(NamedTuple):
@@ -62,7 +78,7 @@ def invoice_number(year: int, sequence: int) -> str:
     return f"INV-{year}-{sequence:06d}"
 
 
-class _NoChanges:
+class NoChanges:
     """advanced-alchemy's generic update and delete paths, refused (the database would refuse them too)."""
 
     async def update(self, *args: Any, **kwargs: Any) -> NoReturn:
@@ -93,15 +109,15 @@ class _NoChanges:
         _refuse()
 
 
-class InvoiceRepository(_NoChanges, SQLAlchemyAsyncRepository[Invoice]):
+class InvoiceRepository(NoChanges, SQLAlchemyAsyncRepository[Invoice]):
     model_type = Invoice
 
 
 def _refuse() -> NoReturn:
-    raise InvoiceImmutable("An issued invoice can not be changed or deleted; issue a credit note instead")
+    raise InvoiceImmutable("An issued invoice or credit note can not be changed or deleted; issue a credit note")
 
 
-class InvoiceService(_NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, InvoiceRepository]):
+class InvoiceService(NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, InvoiceRepository]):
     """Joins the caller's transaction: an invoice (and its number, and its mail) exists if and only if the
     transaction that recorded the payment commits. `issue` is the only way in; nothing changes one."""
 
@@ -156,11 +172,11 @@ class InvoiceService(_NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, Invoi
         rate = rate or await TaxService(self._session, settings=self.settings).rate_for(country)
         issued_at = (now or utcnow()).astimezone(UTC)
         year = issued_at.year
-        await self._session.execute(_LOCK_YEAR, {"year": year})
+        await _INVOICE_NUMBERS.lock(self._session, year)
         # Under the year's lock: a twin issuing for the same payment has committed by now, or it has not begun.
         if (existing := await self.by_reference(source_reference)) is not None:
             return _same_payment(existing, user_id, kind)
-        sequence = (await self._session.execute(_NEXT_NUMBER, {"year": year})).scalar_one()
+        sequence = await _INVOICE_NUMBERS.next(self._session, year)
         invoice = Invoice(
             id=uuid7(),
             number=invoice_number(year, sequence),
