@@ -207,6 +207,7 @@ async def test_the_same_refund_twice_is_one_note_and_moves_the_money_once(sessio
 
     assert await refund(session_factory, settings, topup, "9001", 200_000) is True
     assert await refund(session_factory, settings, topup, "9001", 200_000) is True  # a repeat: already booked
+    assert await refund(session_factory, settings, topup, "9002", 0) is True  # nothing given back: no note
 
     [note] = await notes_of(session_factory)
     assert note.gross_total == 200_000
@@ -216,6 +217,26 @@ async def test_the_same_refund_twice_is_one_note_and_moves_the_money_once(sessio
     assert row is not None
     assert row.refunded_amount == 200_000  # counted once
     assert await note_mails(session_factory) == [note.id]
+
+
+async def test_a_refund_the_wallet_can_not_cover_is_still_credited_in_full_and_flagged_once(
+    session_factory: Sessions,
+) -> None:
+    """The money left at Paystack whatever the wallet held: the note says what was refunded."""
+    settings = settings_for("inclusive", "payment")
+    user_id = (await new_user(session_factory)).id
+    topup = await paid_topup(session_factory, settings, user_id)
+    async with session_factory() as session:  # the customer spent most of it
+        await WalletService(session=session).debit(user_id, 450_000, kind=EntryKind.PURCHASE, reference="spent")
+        await session.commit()
+
+    assert await refund(session_factory, settings, topup, "9001", AMOUNT) is False
+    assert await refund(session_factory, settings, topup, "9001", AMOUNT) is False  # a repeat answers the same
+
+    [note] = await notes_of(session_factory)
+    assert (note.gross_total, note.tax_total) == (AMOUNT, 34_884)
+    assert await flags(session_factory) == [("refund_shortfall", 450_000)]
+    assert await balance(session_factory, user_id) == 0
 
 
 @pytest.fixture

@@ -81,7 +81,7 @@ class TakingBack:
         source = f"refund:{refund_id}"
         if await self._booked_before(source):
             logger.info("topup_refund_already_booked", reference=reference, refund_id=refund_id)
-            return True
+            return not await self._flagged(f"refund_shortfall:{refund_id}")  # as the first run answered
         credits = credits_of(topup, amount)
         taken = await self._take_back(topup, credits, EntryKind.TOPUP_REFUND, f"paystack:refund:{refund_id}")
         await self._session.execute(
@@ -137,7 +137,7 @@ class TakingBack:
             await self.flag(FlagKind.DISPUTE_LOST, f"dispute_lost:{dispute_id}", detail, topup, frozen)
             source = f"dispute:{dispute_id}"
             if topup.status == TopupStatus.SUCCESS.value and not await self._booked_before(source):
-                gross = amount if amount else topup.charged_amount
+                gross = amount if amount else topup.charged_amount  # no amount (or 0) claims all, as when opened
                 await self._credit_note(topup, CreditNoteKind.DISPUTE, source, gross)
             return False
         if frozen:
@@ -167,10 +167,15 @@ class TakingBack:
         )
         return bool(await self._session.scalar(query))
 
+    async def _flagged(self, key: str) -> bool:
+        return bool(await self._session.scalar(select(exists().where(BillingFlag.key == key))))
+
     async def _credit_note(self, topup: Topup, kind: CreditNoteKind, source: str, gross: int) -> None:
         """The note of `gross` charged kobo given back, last in the transaction (it takes the year's counter lock).
         A credited top-up with no invoice (from before invoices), or one credited in full already, gets none: an
-        operator is told, and the flag marks the refund booked."""
+        operator is told, and the flag marks the refund booked. Nothing given back (a refund of 0) needs none."""
+        if gross <= 0:
+            return
         note = await CreditNoteService(self._session, settings=self.settings).issue(
             payment_reference=topup.reference,
             kind=kind,
