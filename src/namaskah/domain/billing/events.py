@@ -12,14 +12,12 @@ from typing import Annotated, Any
 
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import Table, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
 from namaskah.db.core import column_values, rowcount
-from namaskah.db.session import plain_session
+from namaskah.db.service import Service
 from namaskah.db.upsert import insert_or_skip_into
 from namaskah.domain.billing.errors import BadSignature, MalformedEvent, SourceNotAllowed
 from namaskah.domain.billing.jobs import ProcessPaystackEvent
@@ -147,15 +145,11 @@ class PaystackEventRepository(SQLAlchemyAsyncRepository[PaystackEvent]):
     model_type = PaystackEvent
 
 
-class PaystackEventService(SQLAlchemyAsyncRepositoryService[PaystackEvent, PaystackEventRepository]):
+class PaystackEventService(Service[PaystackEvent, PaystackEventRepository]):
     """Joins the caller's transaction: the event's job is requested through the outbox, so none runs for an event
     whose row did not commit."""
 
     repository_type = PaystackEventRepository
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     async def receive(self, envelope: Envelope, payload: dict[str, Any], key: str, source_ip: str | None) -> bool:
         """Store the event and request its job: True when new, False for one stored before (a redelivery, even one

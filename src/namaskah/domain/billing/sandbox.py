@@ -10,13 +10,12 @@ from typing import Any
 import httpx
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from namaskah.db.base import utcnow
 from namaskah.db.core import rowcount
-from namaskah.db.session import plain_session
+from namaskah.db.service import Service
 from namaskah.domain.billing.errors import SandboxTransactionNotFound
 from namaskah.domain.billing.events import SIGNATURE_HEADER, sign
 from namaskah.domain.billing.jobs import DeliverSandboxEvent
@@ -41,12 +40,8 @@ class SandboxRepository(SQLAlchemyAsyncRepository[SandboxTransaction]):
     model_type = SandboxTransaction
 
 
-class SandboxService(SQLAlchemyAsyncRepositoryService[SandboxTransaction, SandboxRepository]):
+class SandboxService(Service[SandboxTransaction, SandboxRepository]):
     repository_type = SandboxRepository
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     async def find(self, reference: str) -> SandboxTransaction:
         query = select(_S).where(_S.reference == reference).execution_options(populate_existing=True)

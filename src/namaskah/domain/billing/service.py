@@ -10,18 +10,15 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from prometheus_client import Counter
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
 from namaskah.db.core import rowcount
-from namaskah.db.session import plain_session
+from namaskah.db.service import ConfiguredService
 from namaskah.db.upsert import insert_or_skip
 from namaskah.domain.billing.errors import TopupNotFound
 from namaskah.domain.billing.models import CREDITABLE, BillingFlag, FlagKind, Topup, TopupStatus
@@ -34,7 +31,6 @@ from namaskah.domain.tax.service import AppliedRate, TaxService
 from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import WalletService
 from namaskah.lib.logging import get_logger
-from namaskah.settings import Settings
 
 logger = get_logger(__name__)
 
@@ -73,20 +69,10 @@ class TopupRepository(SQLAlchemyAsyncRepository[Topup]):
     model_type = Topup
 
 
-class TopupService(TakingBack, SQLAlchemyAsyncRepositoryService[Topup, TopupRepository]):
+class TopupService(TakingBack, ConfiguredService[Topup, TopupRepository]):
     """Joins the caller's transaction; the caller keeps network calls out of it. Refunds and disputes: TakingBack."""
 
     repository_type = TopupRepository
-
-    def __init__(
-        self, session: AsyncSession | async_scoped_session[AsyncSession], *, settings: Settings, **kwargs: Any
-    ) -> None:
-        super().__init__(session=session, **kwargs)
-        self.settings = settings
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     # --- opening ------------------------------------------------------------------------------------------
 

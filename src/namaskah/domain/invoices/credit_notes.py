@@ -9,13 +9,11 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
-from namaskah.db.session import plain_session
+from namaskah.db.service import ConfiguredService
 from namaskah.domain.invoices.errors import CreditNoteNotFound, InvoiceReferenceConflict
 from namaskah.domain.invoices.jobs import EmailInvoice
 from namaskah.domain.invoices.models import DESCRIPTION_MAX, CreditNote, CreditNoteKind, Invoice
@@ -23,7 +21,6 @@ from namaskah.domain.invoices.service import NoChanges, YearCounter
 from namaskah.domain.tax.calc import TaxSplit, round_half_up
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.service import OutboxService
-from namaskah.settings import Settings
 
 logger = get_logger(__name__)
 
@@ -56,21 +53,11 @@ class CreditNoteRepository(NoChanges, SQLAlchemyAsyncRepository[CreditNote]):
     model_type = CreditNote
 
 
-class CreditNoteService(NoChanges, SQLAlchemyAsyncRepositoryService[CreditNote, CreditNoteRepository]):
+class CreditNoteService(NoChanges, ConfiguredService[CreditNote, CreditNoteRepository]):
     """Joins the caller's transaction, as InvoiceService does: a note (its number, its mail) exists if and only if
     the transaction that took the money back commits. `issue` is the only way in."""
 
     repository_type = CreditNoteRepository
-
-    def __init__(
-        self, session: AsyncSession | async_scoped_session[AsyncSession], *, settings: Settings, **kwargs: Any
-    ) -> None:
-        super().__init__(session=session, **kwargs)
-        self.settings = settings
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     async def create(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("Credit notes are issued with CreditNoteService.issue, which numbers them")

@@ -9,13 +9,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, NoReturn
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
+from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
-from namaskah.db.session import plain_session
+from namaskah.db.service import ConfiguredService
 from namaskah.domain.accounts.models import User
 from namaskah.domain.admin.service import UserNotFound
 from namaskah.domain.invoices.errors import InvoiceImmutable, InvoiceNotFound, InvoiceReferenceConflict
@@ -33,7 +32,6 @@ from namaskah.domain.tax.service import AppliedRate, TaxService
 from namaskah.lib.logging import get_logger
 from namaskah.lib.money import MINOR_UNITS
 from namaskah.lib.outbox.service import OutboxService
-from namaskah.settings import Settings
 
 logger = get_logger(__name__)
 
@@ -117,21 +115,11 @@ def _refuse() -> NoReturn:
     raise InvoiceImmutable("An issued invoice or credit note can not be changed or deleted; issue a credit note")
 
 
-class InvoiceService(NoChanges, SQLAlchemyAsyncRepositoryService[Invoice, InvoiceRepository]):
+class InvoiceService(NoChanges, ConfiguredService[Invoice, InvoiceRepository]):
     """Joins the caller's transaction: an invoice (and its number, and its mail) exists if and only if the
     transaction that recorded the payment commits. `issue` is the only way in; nothing changes one."""
 
     repository_type = InvoiceRepository
-
-    def __init__(
-        self, session: AsyncSession | async_scoped_session[AsyncSession], *, settings: Settings, **kwargs: Any
-    ) -> None:
-        super().__init__(session=session, **kwargs)
-        self.settings = settings
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     async def create(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("Invoices are issued with InvoiceService.issue, which numbers them")

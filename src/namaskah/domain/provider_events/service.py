@@ -9,14 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import Table, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
 from namaskah.db.core import rowcount
-from namaskah.db.session import plain_session
+from namaskah.db.service import Service
 from namaskah.db.upsert import insert_or_skip_into
 from namaskah.domain.provider_events.jobs import ProcessProviderEvent
 from namaskah.domain.provider_events.models import ProviderEvent, ProviderEventStatus
@@ -60,15 +58,11 @@ class ProviderEventRepository(SQLAlchemyAsyncRepository[ProviderEvent]):
     model_type = ProviderEvent
 
 
-class ProviderEventService(SQLAlchemyAsyncRepositoryService[ProviderEvent, ProviderEventRepository]):
+class ProviderEventService(Service[ProviderEvent, ProviderEventRepository]):
     """Joins the caller's transaction; the event's job is requested through the outbox, so none runs for an event
     whose row did not commit."""
 
     repository_type = ProviderEventRepository
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     # --- receiving ----------------------------------------------------------------------------------------
 

@@ -9,14 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
 from namaskah.db.core import rowcount
-from namaskah.db.session import plain_session
+from namaskah.db.service import Service
 from namaskah.db.upsert import insert_or_skip
 from namaskah.domain.audit.service import Actor, AuditService
 from namaskah.domain.billing.models import Topup
@@ -47,14 +45,10 @@ class DifferenceRepository(SQLAlchemyAsyncRepository[ReconciliationDifference]):
     model_type = ReconciliationDifference
 
 
-class ReconciliationService(SQLAlchemyAsyncRepositoryService[ReconciliationDifference, DifferenceRepository]):
+class ReconciliationService(Service[ReconciliationDifference, DifferenceRepository]):
     """Joins the caller's transaction."""
 
     repository_type = DifferenceRepository
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     async def credits(self, references: Collection[str], since: datetime, until: datetime) -> dict[str, CreditFact]:
         """Top-up credits under `references` (whenever booked) and every one booked in [since, until)."""

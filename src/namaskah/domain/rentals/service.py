@@ -9,14 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, Table, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
-from namaskah.db.session import plain_session
+from namaskah.db.service import Service
 from namaskah.db.upsert import insert_or_skip_into
 from namaskah.domain.catalog.pricing import ExchangeRates
 from namaskah.domain.catalog.service import CatalogService
@@ -65,7 +63,7 @@ class RentalRepository(SQLAlchemyAsyncRepository[Rental]):
     model_type = Rental
 
 
-class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
+class RentalService(Service[Rental, RentalRepository]):
     """Joins the caller's transaction; jobs are requested through the outbox, so none leaves before the commit."""
 
     repository_type = RentalRepository
@@ -76,10 +74,6 @@ class RentalService(SQLAlchemyAsyncRepositoryService[Rental, RentalRepository]):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.rates = rates
         self.rental_days = rental_days
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     # --- the customer's requests --------------------------------------------------------------------------
 

@@ -15,12 +15,10 @@ from enum import StrEnum
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, Select, and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from namaskah.db.base import utcnow
-from namaskah.db.session import plain_session
+from namaskah.db.service import ConfiguredService
 from namaskah.domain.accounts.models import Tier, User
 from namaskah.domain.admin.service import UserNotFound
 from namaskah.domain.audit.service import AuditService
@@ -42,7 +40,6 @@ from namaskah.domain.wallet.models import EntryKind
 from namaskah.domain.wallet.service import InsufficientCredits, WalletService
 from namaskah.lib.logging import get_logger
 from namaskah.lib.money import CURRENCY
-from namaskah.settings import Settings
 
 logger = get_logger(__name__)
 _S = Subscription
@@ -63,20 +60,10 @@ class SubscriptionRepository(SQLAlchemyAsyncRepository[Subscription]):
     model_type = Subscription
 
 
-class SubscriptionService(SQLAlchemyAsyncRepositoryService[Subscription, SubscriptionRepository]):
+class SubscriptionService(ConfiguredService[Subscription, SubscriptionRepository]):
     """Joins the caller's transaction; `now` is the clock of every method (tests pass their own)."""
 
     repository_type = SubscriptionRepository
-
-    def __init__(
-        self, session: AsyncSession | async_scoped_session[AsyncSession], *, settings: Settings, **kwargs: Any
-    ) -> None:
-        super().__init__(session=session, **kwargs)
-        self.settings = settings
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     @property
     def grace(self) -> timedelta:

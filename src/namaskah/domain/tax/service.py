@@ -9,19 +9,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from namaskah.db.base import utcnow
-from namaskah.db.session import plain_session
+from namaskah.db.service import ConfiguredService
 from namaskah.db.upsert import insert_or_skip
 from namaskah.domain.audit.service import AuditService
 from namaskah.domain.tax.calc import TaxBasis, TaxMode, TaxPoint, TaxSplit, apply_tax, percent_text
 from namaskah.domain.tax.models import TaxRate
 from namaskah.domain.tax.schemas import COUNTRY_PATTERN, TaxRatePut
 from namaskah.lib.errors import DomainError
-from namaskah.settings import Settings
 
 _COUNTRY = re.compile(COUNTRY_PATTERN)
 
@@ -94,20 +91,10 @@ class TaxRateRepository(SQLAlchemyAsyncRepository[TaxRate]):
     id_attribute = "country"
 
 
-class TaxService(SQLAlchemyAsyncRepositoryService[TaxRate, TaxRateRepository]):
+class TaxService(ConfiguredService[TaxRate, TaxRateRepository]):
     """Joins the caller's transaction. Other areas quote with `quote`; invoices take `rate_for`."""
 
     repository_type = TaxRateRepository
-
-    def __init__(
-        self, session: AsyncSession | async_scoped_session[AsyncSession], *, settings: Settings, **kwargs: Any
-    ) -> None:
-        super().__init__(session=session, **kwargs)
-        self.settings = settings
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     @property
     def mode(self) -> TaxMode:

@@ -10,14 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, Table, delete, exists, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
 from namaskah.db.core import column_values, rowcount
-from namaskah.db.session import plain_session
+from namaskah.db.service import Service
 from namaskah.db.upsert import insert_or_skip_into
 from namaskah.domain.catalog.pricing import ExchangeRates
 from namaskah.domain.catalog.service import CatalogService
@@ -82,7 +80,7 @@ class VerificationRepository(SQLAlchemyAsyncRepository[Verification]):
     model_type = Verification
 
 
-class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, VerificationRepository]):
+class VerificationService(Service[Verification, VerificationRepository]):
     """Joins the caller's transaction; jobs are requested through the outbox, so none leaves before the commit."""
 
     repository_type = VerificationRepository
@@ -93,10 +91,6 @@ class VerificationService(SQLAlchemyAsyncRepositoryService[Verification, Verific
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.rates = rates
         self.window = window
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     # --- the purchase -------------------------------------------------------------------------------------
 

@@ -7,14 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
 from namaskah.db.core import column_values, rowcount
-from namaskah.db.session import plain_session
+from namaskah.db.service import Service
 from namaskah.db.upsert import insert_or_skip, insert_or_skip_into
 from namaskah.domain.accounts.models import User
 from namaskah.domain.admin.service import UserNotFound
@@ -93,14 +91,10 @@ class LedgerAccountRepository(SQLAlchemyAsyncRepository[LedgerAccount]):
     model_type = LedgerAccount
 
 
-class WalletService(SQLAlchemyAsyncRepositoryService[LedgerAccount, LedgerAccountRepository]):
+class WalletService(Service[LedgerAccount, LedgerAccountRepository]):
     """Every change joins the caller's transaction: a booking is written if and only if that transaction commits."""
 
     repository_type = LedgerAccountRepository
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     async def balance_of(self, user_id: uuid.UUID) -> int:
         """The wallet's balance in minor units of CURRENCY; 0 for a user who never had one."""

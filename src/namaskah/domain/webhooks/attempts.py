@@ -11,12 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import Table, bindparam, func, insert, literal, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from namaskah.db.session import plain_session
+from namaskah.db.service import Service
 from namaskah.domain.accounts.models import User
 from namaskah.domain.webhooks.mail import endpoint_disabled_mail
 from namaskah.domain.webhooks.models import (
@@ -145,16 +143,12 @@ class WebhookAttemptRepository(SQLAlchemyAsyncRepository[WebhookAttempt]):
     model_type = WebhookAttempt
 
 
-class WebhookAttemptService(SQLAlchemyAsyncRepositoryService[WebhookAttempt, WebhookAttemptRepository]):
+class WebhookAttemptService(Service[WebhookAttempt, WebhookAttemptRepository]):
     repository_type = WebhookAttemptRepository
 
     def __init__(self, *, rules: DeliveryRules, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.rules = rules
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     async def claim(self, delivery_id: uuid.UUID, now: datetime) -> Claim | None:
         """Take the delivery for one attempt if it is due and nobody is sending it; None otherwise (a duplicate or

@@ -7,11 +7,9 @@ import uuid
 from datetime import datetime, timedelta
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from namaskah.db.session import plain_session
+from namaskah.db.service import Service
 from namaskah.domain.webhooks.errors import (
     WebhookDeliveryInProgress,
     WebhookDeliveryNotFound,
@@ -40,12 +38,8 @@ class WebhookDeliveryRepository(SQLAlchemyAsyncRepository[WebhookDelivery]):
     model_type = WebhookDelivery
 
 
-class WebhookDeliveryService(SQLAlchemyAsyncRepositoryService[WebhookDelivery, WebhookDeliveryRepository]):
+class WebhookDeliveryService(Service[WebhookDelivery, WebhookDeliveryRepository]):
     repository_type = WebhookDeliveryRepository
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     async def get_for(self, user_id: uuid.UUID, delivery_id: uuid.UUID) -> tuple[WebhookDelivery, WebhookEndpoint]:
         """The caller's delivery (through its endpoint); another user's is as missing as one that does not exist."""

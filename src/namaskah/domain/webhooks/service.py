@@ -8,12 +8,11 @@ import uuid
 from collections.abc import Sequence
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from namaskah.db.base import utcnow
-from namaskah.db.session import plain_session
+from namaskah.db.service import Service
 from namaskah.domain.rentals.errors import FeatureNotInTier
 from namaskah.domain.tiers.models import TierPlan
 from namaskah.domain.webhooks.errors import TooManyWebhookEndpoints, WebhookEndpointNotFound
@@ -44,7 +43,7 @@ class WebhookEndpointRepository(SQLAlchemyAsyncRepository[WebhookEndpoint]):
     model_type = WebhookEndpoint
 
 
-class WebhookEndpointService(SQLAlchemyAsyncRepositoryService[WebhookEndpoint, WebhookEndpointRepository]):
+class WebhookEndpointService(Service[WebhookEndpoint, WebhookEndpointRepository]):
     """A user's endpoints; another user's endpoint is as missing as one that does not exist."""
 
     repository_type = WebhookEndpointRepository
@@ -61,10 +60,6 @@ class WebhookEndpointService(SQLAlchemyAsyncRepositoryService[WebhookEndpoint, W
         self.policy = policy or UrlPolicy()
         self.resolver = resolver
         self.dns_timeout = dns_timeout
-
-    @property
-    def _session(self) -> AsyncSession:
-        return plain_session(self.repository.session)
 
     async def register(self, user_id: uuid.UUID, tier: str, request: EndpointCreate) -> tuple[WebhookEndpoint, str]:
         """The new endpoint and its secret, which is not readable again. The URL's host is resolved now (one DNS
