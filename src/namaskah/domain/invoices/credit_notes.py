@@ -4,7 +4,6 @@ that takes it back, once per refund or dispute, numbered `CN-<year>-<n>` without
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -13,11 +12,10 @@ from sqlalchemy import func, select
 from uuid_utils.compat import uuid7
 
 from namaskah.db.base import utcnow
-from namaskah.db.service import ConfiguredService
 from namaskah.domain.invoices.errors import CreditNoteNotFound, InvoiceReferenceConflict
 from namaskah.domain.invoices.jobs import EmailInvoice
 from namaskah.domain.invoices.models import DESCRIPTION_MAX, CreditNote, CreditNoteKind, Invoice
-from namaskah.domain.invoices.service import NoChanges, YearCounter
+from namaskah.domain.invoices.service import IssuedDocuments, NoChanges, YearCounter
 from namaskah.domain.tax.calc import TaxSplit, round_half_up
 from namaskah.lib.logging import get_logger
 from namaskah.lib.outbox.service import OutboxService
@@ -53,11 +51,12 @@ class CreditNoteRepository(NoChanges, SQLAlchemyAsyncRepository[CreditNote]):
     model_type = CreditNote
 
 
-class CreditNoteService(NoChanges, ConfiguredService[CreditNote, CreditNoteRepository]):
+class CreditNoteService(IssuedDocuments[CreditNote, CreditNoteRepository]):
     """Joins the caller's transaction, as InvoiceService does: a note (its number, its mail) exists if and only if
     the transaction that took the money back commits. `issue` is the only way in."""
 
     repository_type = CreditNoteRepository
+    missing = CreditNoteNotFound
 
     async def create(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("Credit notes are issued with CreditNoteService.issue, which numbers them")
@@ -152,31 +151,3 @@ class CreditNoteService(NoChanges, ConfiguredService[CreditNote, CreditNoteRepos
             )
         ).one()
         return TaxSplit(int(row[0]), int(row[1]), int(row[2]))
-
-    async def by_reference(self, source_reference: str) -> CreditNote | None:
-        query = select(CreditNote).where(CreditNote.source_reference == source_reference)
-        return (await self._session.scalars(query)).one_or_none()
-
-    async def owned(self, user_id: uuid.UUID, note_id: uuid.UUID) -> CreditNote:
-        """The caller's note; 404 `credit_note_not_found` for one not theirs, as for one that does not exist."""
-        query = select(CreditNote).where(CreditNote.id == note_id, CreditNote.user_id == user_id)
-        note = (await self._session.scalars(query)).one_or_none()
-        if note is None:
-            raise CreditNoteNotFound
-        return note
-
-    async def load(self, note_id: uuid.UUID) -> CreditNote | None:
-        return (await self._session.scalars(select(CreditNote).where(CreditNote.id == note_id))).one_or_none()
-
-    async def list_for(self, user_id: uuid.UUID, *, limit: int, offset: int) -> tuple[Sequence[CreditNote], int]:
-        """The user's credit notes, newest first."""
-        mine = CreditNote.user_id == user_id
-        rows = await self._session.scalars(
-            select(CreditNote)
-            .where(mine)
-            .order_by(CreditNote.issued_at.desc(), CreditNote.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        total = await self._session.scalar(select(func.count()).select_from(CreditNote).where(mine))
-        return rows.all(), total or 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple, NoReturn
+from typing import Any, ClassVar, Literal, NamedTuple, NoReturn, TypeVar
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import func, select, text
@@ -23,12 +23,14 @@ from namaskah.domain.invoices.models import (
     DESCRIPTION_MAX,
     LINES_MAX,
     REFERENCE_MAX,
+    CreditNote,
     Invoice,
     InvoiceKind,
     InvoiceLine,
 )
 from namaskah.domain.tax.calc import TaxMode, apply_tax
 from namaskah.domain.tax.service import AppliedRate, TaxService
+from namaskah.lib.errors import DomainError
 from namaskah.lib.logging import get_logger
 from namaskah.lib.money import MINOR_UNITS
 from namaskah.lib.outbox.service import OutboxService
@@ -115,11 +117,54 @@ def _refuse() -> NoReturn:
     raise InvoiceImmutable("An issued invoice or credit note can not be changed or deleted; issue a credit note")
 
 
-class InvoiceService(NoChanges, ConfiguredService[Invoice, InvoiceRepository]):
+DocumentT = TypeVar("DocumentT", Invoice, CreditNote)
+RepositoryT = TypeVar("RepositoryT", bound=SQLAlchemyAsyncRepository[Any])
+
+
+class IssuedDocuments(NoChanges, ConfiguredService[DocumentT, RepositoryT]):
+    """What invoices and credit notes share once issued: found by what they document, by their owner (another
+    user's is as missing as one that does not exist: `missing`, a 404), listed newest first."""
+
+    missing: ClassVar[type[DomainError]]
+
+    def _model(self) -> type[DocumentT]:
+        return self.repository.model_type
+
+    async def by_reference(self, source_reference: str) -> DocumentT | None:
+        """The document of a payment (a refund, a dispute), if it has one."""
+        model = self._model()
+        return (
+            await self._session.scalars(select(model).where(model.source_reference == source_reference))
+        ).one_or_none()
+
+    async def owned(self, user_id: uuid.UUID, document_id: uuid.UUID) -> DocumentT:
+        model = self._model()
+        query = select(model).where(model.id == document_id, model.user_id == user_id)
+        document = (await self._session.scalars(query)).one_or_none()
+        if document is None:
+            raise self.missing
+        return document
+
+    async def load(self, document_id: uuid.UUID) -> DocumentT | None:
+        model = self._model()
+        return (await self._session.scalars(select(model).where(model.id == document_id))).one_or_none()
+
+    async def list_for(self, user_id: uuid.UUID, *, limit: int, offset: int) -> tuple[Sequence[DocumentT], int]:
+        model = self._model()
+        mine = model.user_id == user_id
+        rows = await self._session.scalars(
+            select(model).where(mine).order_by(model.issued_at.desc(), model.id.desc()).limit(limit).offset(offset)
+        )
+        total = await self._session.scalar(select(func.count()).select_from(model).where(mine))
+        return rows.all(), total or 0
+
+
+class InvoiceService(IssuedDocuments[Invoice, InvoiceRepository]):
     """Joins the caller's transaction: an invoice (and its number, and its mail) exists if and only if the
     transaction that recorded the payment commits. `issue` is the only way in; nothing changes one."""
 
     repository_type = InvoiceRepository
+    missing = InvoiceNotFound
 
     async def create(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("Invoices are issued with InvoiceService.issue, which numbers them")
@@ -186,35 +231,6 @@ class InvoiceService(NoChanges, ConfiguredService[Invoice, InvoiceRepository]):
         await OutboxService(session=self._session).request(EmailInvoice(invoice_id=invoice.id))
         logger.info("invoice_issued", invoice=invoice.number, user_id=str(user_id), kind=kind.value)
         return invoice
-
-    async def by_reference(self, source_reference: str) -> Invoice | None:
-        """The invoice of a payment, if it has one."""
-        query = select(Invoice).where(Invoice.source_reference == source_reference)
-        return (await self._session.scalars(query)).one_or_none()
-
-    async def owned(self, user_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
-        """The caller's invoice; 404 `invoice_not_found` for one that is not theirs, as for one that does not exist."""
-        query = select(Invoice).where(Invoice.id == invoice_id, Invoice.user_id == user_id)
-        invoice = (await self._session.scalars(query)).one_or_none()
-        if invoice is None:
-            raise InvoiceNotFound
-        return invoice
-
-    async def load(self, invoice_id: uuid.UUID) -> Invoice | None:
-        return (await self._session.scalars(select(Invoice).where(Invoice.id == invoice_id))).one_or_none()
-
-    async def list_for(self, user_id: uuid.UUID, *, limit: int, offset: int) -> tuple[Sequence[Invoice], int]:
-        """The user's invoices, newest first."""
-        mine = Invoice.user_id == user_id
-        rows = await self._session.scalars(
-            select(Invoice)
-            .where(mine)
-            .order_by(Invoice.issued_at.desc(), Invoice.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        total = await self._session.scalar(select(func.count()).select_from(Invoice).where(mine))
-        return rows.all(), total or 0
 
 
 def _checked(lines: Sequence[LineItem | tuple[str, int, int]], reference: str, currency: str) -> list[LineItem]:
