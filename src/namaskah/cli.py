@@ -130,6 +130,12 @@ def _prepare_metrics_dir(directory: Path) -> None:
 )
 def worker(threads: int | None, queues: str | None) -> None:
     """Consume jobs from Redis until SIGTERM."""
+    serve_jobs(threads=threads, queues=queues)
+
+
+def serve_jobs(*, threads: int | None, queues: str | None, declare: Callable[[], object] | None = None) -> None:
+    """`namaskah worker`: the jobs package's broker, middleware and actors, consumed until SIGTERM. `declare` runs
+    once `jobs` is imported, for actors of its own (bench/noop_worker.py's no-op, measured on this same entry)."""
     settings = _settings()
     if not settings.uses_redis:
         raise click.UsageError("REDIS_URL is not set: without Redis the API process runs the jobs itself")
@@ -145,6 +151,12 @@ def worker(threads: int | None, queues: str | None) -> None:
     configure_logging(settings.log_level, settings.log_format)
     import jobs
 
+    if declare is not None:
+        declare()
+    declared = jobs.broker.get_declared_queues()
+    chosen = {name.strip() for name in queues.split(",") if name.strip()} if queues else set(declared)
+    if unknown := chosen - declared:
+        raise click.BadParameter(f"no such queue: {', '.join(sorted(unknown))} (known: {', '.join(sorted(declared))})")
     if settings.worker_metrics_port:
         worker_metrics.enable(jobs.broker, settings)
     log = get_logger("namaskah.worker")
@@ -152,10 +164,6 @@ def worker(threads: int | None, queues: str | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     jobs.broker.emit_after("process_boot")
-    declared = jobs.broker.get_declared_queues()
-    chosen = {name.strip() for name in queues.split(",") if name.strip()} if queues else set(declared)
-    if unknown := chosen - declared:
-        raise click.BadParameter(f"no such queue: {', '.join(sorted(unknown))} (known: {', '.join(sorted(declared))})")
     consumer = dramatiq.Worker(
         jobs.broker,
         queues=chosen,
