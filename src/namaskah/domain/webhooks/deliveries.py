@@ -138,11 +138,3 @@ class WebhookDeliveryService(Service[WebhookDelivery, WebhookDeliveryRepository]
             await outbox.request(DeliverWebhook(delivery_id=delivery_id))
         logger.info("webhook_deliveries_swept", count=len(ids))
         return len(ids)
-
-    async def _set(self, delivery_id: uuid.UUID, *, now: datetime, **values: object) -> None:
-        await self._session.execute(
-            update(_D)
-            .where(_D.id == delivery_id)
-            .values(updated_at=now, **values)
-            .execution_options(synchronize_session=False)
-        )
